@@ -1,0 +1,1 @@
+"""Wenzheng core: domain, services, configuration, the app factory and the CLI."""

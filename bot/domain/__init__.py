@@ -1,0 +1,1 @@
+"""The pure domain: cases, states, tracks, deadlines, calendar and metrics. No I/O here."""

@@ -1,0 +1,800 @@
+"""Use cases. Each is one transaction: state change + events + the outbox rows they cause.
+
+Every function checks who may act (`bot.domain.permissions`) before it changes anything,
+raises a named domain error that the handlers translate, and treats a repeated Telegram
+update id as already done.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from bot.clock import Clock
+from bot.domain import errors
+from bot.domain.case import Actor, Case, RejectReason, Role
+from bot.domain.notifications import messages_for
+from bot.domain.permissions import ALLOWED, Action, staff_role_for
+from bot.domain.policy import Policy
+from storage import directory
+from storage.cases import load_case, mark_update_processed, next_case_number, save_case
+from storage.db import Database, UnitOfWork, to_db
+from storage.directory import Profile
+from storage.outbox import enqueue
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass
+class Services:
+    """What every use case needs; one instance lives in the application's bot_data."""
+
+    db: Database
+    policy: Policy
+    clock: Clock
+    admins: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file a citizen or unit sent with a message (Telegram file ids, never bytes)."""
+
+    kind: str
+    file_id: str
+    file_unique_id: str | None = None
+    file_name: str | None = None
+    mime_type: str | None = None
+    size: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The attachment as stored inside an answer."""
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+async def _persist(uow: UnitOfWork, case: Case, now: datetime) -> None:
+    now_db = to_db(now)
+    assert now_db is not None
+    for event_id, event in await save_case(uow, case, now_db):
+        await enqueue(uow, messages_for(case, event), now_db, case_id=case.id, event_id=event_id)
+
+
+async def _authorize(
+    svc: Services,
+    uow: UnitOfWork,
+    user_id: int | None,
+    action: Action,
+    case: Case | None,
+    unit_code: str | None,
+) -> Actor:
+    """The actor for `user_id` taking `action` on `case`, or a domain error."""
+    allowed = ALLOWED[action]
+    if Role.CITIZEN in allowed:
+        if case is None or user_id != case.citizen_id:
+            # A citizen never learns whether someone else's case exists.
+            raise errors.CaseNotFound(case.number if case else "", case=case.number if case else "")
+        return Actor(user_id, Role.CITIZEN)
+    if Role.LIAISON in allowed:
+        units = await directory.units_of(uow, user_id)
+        if not units:
+            raise errors.NotAllowed(action.value, action=action.value)
+        if case is None:
+            raise errors.CaseNotFound("", case="")
+        candidates = units & {
+            a.unit_code
+            for a in case.assignments
+            if a.round == case.round and a.state != "withdrawn"
+        }
+        if unit_code is not None:
+            candidates &= {unit_code}
+        if len(candidates) != 1:
+            raise errors.NotYourCase(case.number, case=case.number)
+        return Actor(user_id, Role.LIAISON, next(iter(candidates)))
+    roles = await directory.roles_of(uow, user_id)
+    role = staff_role_for(action, roles)
+    if role is None:
+        raise errors.NotAllowed(action.value, action=action.value)
+    return Actor(user_id, role)
+
+
+async def _act(
+    svc: Services,
+    *,
+    user_id: int | None,
+    action: Action,
+    number: str,
+    change: Callable[[Case, Actor, datetime], T],
+    update_id: int | None = None,
+    unit_code: str | None = None,
+) -> tuple[Case, T]:
+    """Load the case, check the actor, apply `change`, persist — in one transaction."""
+    now = svc.clock.now()
+    async with svc.db.unit_of_work() as uow:
+        await mark_update_processed(uow, update_id, to_db(now) or 0)
+        if Role.CITIZEN not in ALLOWED[action] and Role.LIAISON not in ALLOWED[action]:
+            # Staff actions: refuse non-staff before looking the case up, so a refusal
+            # says nothing about whether the case exists.
+            await _authorize(svc, uow, user_id, action, None, None)
+        case = await load_case(uow, number=number)
+        actor = await _authorize(svc, uow, user_id, action, case, unit_code)
+        result = change(case, actor, now)
+        await _persist(uow, case, now)
+        await uow.commit()
+    logger.info("case %s: %s by %s", case.number, action.value, actor.role.value)
+    return case, result
+
+
+# -- the citizen ---------------------------------------------------------------------------
+
+
+async def file_case(
+    svc: Services,
+    citizen: Profile,
+    *,
+    category: str,
+    district: str,
+    text: str,
+    location: tuple[float, float] | None = None,
+    contact_shared: bool = False,
+    phone: str | None = None,
+    attachments: tuple[Attachment, ...] = (),
+    update_id: int | None = None,
+) -> Case:
+    """A citizen files a message. Only after this returns may the citizen hear "filed as …"."""
+    policy = svc.policy
+    now = svc.clock.now()
+    now_db = to_db(now)
+    assert now_db is not None
+    if len(attachments) > policy.limits.attachments_max:
+        raise errors.InvalidInput(
+            "attachments", field="attachments", limit=policy.limits.attachments_max
+        )
+    async with svc.db.unit_of_work() as uow:
+        await mark_update_processed(uow, update_id, now_db)
+        since = to_db(now) - 3_600_000_000  # type: ignore[operator]
+        recent = await uow.fetch_one(
+            "SELECT count(*) FROM cases WHERE citizen_id = ? AND filed_at > ?",
+            (citizen.user_id, since),
+        )
+        if recent is not None and recent[0] >= policy.limits.filings_per_hour:
+            raise errors.RateLimited(str(citizen.user_id), limit=policy.limits.filings_per_hour)
+        await directory.upsert_user(uow, citizen, now_db)
+        if contact_shared and phone:
+            await uow.execute("UPDATE users SET phone = ? WHERE id = ?", (phone, citizen.user_id))
+        year = now.astimezone(policy.calendar.tz).year
+        number = await next_case_number(uow, policy.case_prefix, year)
+        case = Case.file(
+            number=number,
+            citizen_id=citizen.user_id,
+            category=category,
+            district=district,
+            text=text,
+            now=now,
+            policy=policy,
+            location=location,
+            contact_shared=contact_shared,
+        )
+        await _persist(uow, case, now)
+        if attachments:
+            await uow.execute_many(
+                "INSERT INTO attachments(case_id, kind, file_id, file_unique_id, file_name,"
+                " mime_type, size, added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        case.id,
+                        a.kind,
+                        a.file_id,
+                        a.file_unique_id,
+                        a.file_name,
+                        a.mime_type,
+                        a.size,
+                        now_db,
+                    )
+                    for a in attachments
+                ],
+            )
+        await uow.commit()
+    logger.info("case %s: filed (update %s)", case.number, update_id)
+    return case
+
+
+async def rate_case(
+    svc: Services,
+    citizen_id: int,
+    number: str,
+    rating: str,
+    comment: str | None = None,
+    *,
+    update_id: int | None = None,
+) -> Case:
+    """The citizen rates the published answer (满意 / 基本满意 / 不满意 + comment)."""
+    case, _ = await _act(
+        svc,
+        user_id=citizen_id,
+        action=Action.RATE,
+        number=number,
+        update_id=update_id,
+        change=lambda c, a, now: c.rate(citizen_id, rating, now, svc.policy, comment),
+    )
+    return case
+
+
+async def answer_question(
+    svc: Services, citizen_id: int, number: str, text: str, *, update_id: int | None = None
+) -> Case:
+    """The citizen answers a unit's (or staff's) question through the bot."""
+    case, _ = await _act(
+        svc,
+        user_id=citizen_id,
+        action=Action.ANSWER_QUESTION,
+        number=number,
+        update_id=update_id,
+        change=lambda c, a, now: c.answer_question(citizen_id, text, now, svc.policy),
+    )
+    return case
+
+
+async def view_own_case(svc: Services, citizen_id: int, number: str) -> Case:
+    """A citizen's own case (CaseNotFound for anyone else's, without saying it exists)."""
+    async with svc.db.unit_of_work() as uow:
+        try:
+            case = await load_case(uow, number=number)
+        except errors.CaseNotFound:
+            raise errors.CaseNotFound(number, case=number) from None
+        await _authorize(svc, uow, citizen_id, Action.VIEW_OWN_CASE, case, None)
+    return case
+
+
+# -- the dispatch desk ---------------------------------------------------------------------
+
+
+async def set_track(
+    svc: Services, user_id: int, number: str, track: str, *, update_id: int | None = None
+) -> Case:
+    """The desk puts a case on one of the four tracks."""
+    case, _ = await _act(
+        svc,
+        user_id=user_id,
+        action=Action.SET_TRACK,
+        number=number,
+        update_id=update_id,
+        change=lambda c, a, now: c.set_track(track, a, now, svc.policy),
+    )
+    return case
+
+
+async def _require_active_units(uow: UnitOfWork, codes: tuple[str, ...]) -> None:
+    for code in codes:
+        active = await directory.unit_is_active(uow, code)
+        if active is None:
+            raise errors.UnknownCode(code, kind="unit", code=code)
+        if not active:
+            raise errors.UnitDisabled(code, unit=code)
+
+
+async def assign_case(
+    svc: Services,
+    user_id: int,
+    number: str,
+    lead_unit: str,
+    co_units: tuple[str, ...] = (),
+    *,
+    track: str | None = None,
+    update_id: int | None = None,
+) -> Case:
+    """The desk assigns a lead unit (and co-units on the coordinated track).
+
+    Also used to reassign a case a unit returned: the returned assignment is withdrawn.
+    """
+    now = svc.clock.now()
+    async with svc.db.unit_of_work() as uow:
+        await mark_update_processed(uow, update_id, to_db(now) or 0)
+        await _authorize(svc, uow, user_id, Action.ASSIGN, None, None)
+        case = await load_case(uow, number=number)
+        actor = await _authorize(svc, uow, user_id, Action.ASSIGN, case, None)
+        await _require_active_units(uow, (lead_unit, *co_units))
+        if track is not None:
+            case.set_track(track, actor, now, svc.policy)
+        case.assign(lead_unit, actor, now, svc.policy, co_units)
+        await _persist(uow, case, now)
+        await uow.commit()
+    logger.info("case %s: assigned to %s", case.number, lead_unit)
+    return case
+
+
+async def reject_case(
+    svc: Services,
+    user_id: int,
+    number: str,
+    reason: str,
+    note: str | None = None,
+    *,
+    duplicate_of: str | None = None,
+    update_id: int | None = None,
+) -> Case:
+    """The desk rejects a message (invalid, duplicate of another case, out of scope)."""
+    now = svc.clock.now()
+    async with svc.db.unit_of_work() as uow:
+        await mark_update_processed(uow, update_id, to_db(now) or 0)
+        await _authorize(svc, uow, user_id, Action.REJECT, None, None)
+        case = await load_case(uow, number=number)
+        actor = await _authorize(svc, uow, user_id, Action.REJECT, case, None)
+        original = None
+        if reason == RejectReason.DUPLICATE.value:
+            if not duplicate_of:
+                raise errors.InvalidInput("duplicate_of", field="duplicate_of")
+            original = (await load_case(uow, number=duplicate_of)).number
+        case.reject(reason, actor, now, note, original, svc.policy.limits.note_max)
+        await _persist(uow, case, now)
+        await uow.commit()
+    return case
+
+
+async def rule_return(
+    svc: Services,
+    user_id: int,
+    number: str,
+    unit_code: str,
+    *,
+    reassign_to: str | None = None,
+    note: str | None = None,
+    update_id: int | None = None,
+) -> Case:
+    """The desk rules on a return: reassign to another unit, or unfounded (审定)."""
+    if reassign_to is None:
+        case, _ = await _act(
+            svc,
+            user_id=user_id,
+            action=Action.RULE_RETURN,
+            number=number,
+            update_id=update_id,
+            change=lambda c, a, now: c.rule_return_unfounded(unit_code, a, now, note),
+        )
+        return case
+    now = svc.clock.now()
+    async with svc.db.unit_of_work() as uow:
+        await mark_update_processed(uow, update_id, to_db(now) or 0)
+        await _authorize(svc, uow, user_id, Action.RULE_RETURN, None, None)
+        case = await load_case(uow, number=number)
+        actor = await _authorize(svc, uow, user_id, Action.RULE_RETURN, case, None)
+        await _require_active_units(uow, (reassign_to,))
+        returned = case.assignment_of(unit_code)
+        if returned.state != "returned":
+            raise errors.IllegalTransition(
+                "rule_return", case=case.number, state=returned.state.value, action="rule_return"
+            )
+        if returned.role.value == "lead":
+            case.assign(reassign_to, actor, now, svc.policy)
+        else:
+            case.reassign_co_unit(unit_code, reassign_to, actor, now, svc.policy)
+        await _persist(uow, case, now)
+        await uow.commit()
+    return case
+
+
+async def decide_extension(
+    svc: Services, user_id: int, number: str, approve: bool, *, update_id: int | None = None
+) -> Case:
+    """The desk approves or denies a unit's extension request."""
+    case, _ = await _act(
+        svc,
+        user_id=user_id,
+        action=Action.DECIDE_EXTENSION,
+        number=number,
+        update_id=update_id,
+        change=lambda c, a, now: c.decide_extension(approve, a, now),
+    )
+    return case
+
+
+async def publish_answer(
+    svc: Services, user_id: int, number: str, *, update_id: int | None = None
+) -> Case:
+    """The desk publishes a reviewed final answer to the citizen."""
+    case, _ = await _act(
+        svc,
+        user_id=user_id,
+        action=Action.REVIEW,
+        number=number,
+        update_id=update_id,
+        change=lambda c, a, now: c.publish(a, now, svc.policy),
+    )
+    return case
+
+
+async def send_back_answer(
+    svc: Services, user_id: int, number: str, comment: str, *, update_id: int | None = None
+) -> Case:
+    """The desk sends a final answer back to the unit with a comment."""
+    case, _ = await _act(
+        svc,
+        user_id=user_id,
+        action=Action.REVIEW,
+        number=number,
+        update_id=update_id,
+        change=lambda c, a, now: c.send_back(comment, a, now, svc.policy),
+    )
+    return case
+
+
+async def waive_co_unit_input(
+    svc: Services, user_id: int, number: str, *, update_id: int | None = None
+) -> Case:
+    """The desk lets the lead unit answer before every co-unit has reported."""
+    case, _ = await _act(
+        svc,
+        user_id=user_id,
+        action=Action.WAIVE_CO_INPUT,
+        number=number,
+        update_id=update_id,
+        change=lambda c, a, now: c.waive_co_unit_input(a, now),
+    )
+    return case
+
+
+# -- the units -------------------------------------------------------------------------------
+
+
+async def sign_assignment(
+    svc: Services,
+    user_id: int,
+    number: str,
+    *,
+    unit_code: str | None = None,
+    update_id: int | None = None,
+) -> Case:
+    """A liaison signs for their unit's assignment (签收); a second signature is refused."""
+    case, _ = await _act(
+        svc,
+        user_id=user_id,
+        action=Action.SIGN,
+        number=number,
+        update_id=update_id,
+        unit_code=unit_code,
+        change=lambda c, a, now: c.sign(a.unit_code or "", a, now),
+    )
+    return case
+
+
+async def return_assignment(
+    svc: Services,
+    user_id: int,
+    number: str,
+    reason: str,
+    note: str,
+    *,
+    unit_code: str | None = None,
+    update_id: int | None = None,
+) -> Case:
+    """A liaison returns an unsigned assignment to the desk with a coded reason (退回)."""
+    case, _ = await _act(
+        svc,
+        user_id=user_id,
+        action=Action.RETURN,
+        number=number,
+        update_id=update_id,
+        unit_code=unit_code,
+        change=lambda c, a, now: c.return_to_desk(
+            a.unit_code or "", reason, note, a, now, svc.policy
+        ),
+    )
+    return case
+
+
+async def request_extension(
+    svc: Services,
+    user_id: int,
+    number: str,
+    new_due: datetime,
+    reason: str,
+    *,
+    unit_code: str | None = None,
+    update_id: int | None = None,
+) -> Case:
+    """The lead unit asks the desk to move its resolve deadline (申请延期)."""
+    case, _ = await _act(
+        svc,
+        user_id=user_id,
+        action=Action.REQUEST_EXTENSION,
+        number=number,
+        update_id=update_id,
+        unit_code=unit_code,
+        change=lambda c, a, now: c.request_extension(
+            a.unit_code or "", new_due, reason, a, now, svc.policy
+        ),
+    )
+    return case
+
+
+def _answer_change(
+    svc: Services, kind: str, text: str, attachments: tuple[Attachment, ...]
+) -> Callable[[Case, Actor, datetime], Any]:
+    files = [a.as_dict() for a in attachments]
+
+    def change(case: Case, actor: Actor, now: datetime) -> Any:
+        unit = actor.unit_code or ""
+        if kind == "interim":
+            return case.post_interim_answer(unit, text, actor, now, svc.policy, files)
+        if kind == "input":
+            return case.post_co_unit_input(unit, text, actor, now, svc.policy, files)
+        return case.post_final_answer(unit, text, actor, now, svc.policy, files)
+
+    return change
+
+
+async def post_answer(
+    svc: Services,
+    user_id: int,
+    number: str,
+    kind: str,
+    text: str,
+    *,
+    attachments: tuple[Attachment, ...] = (),
+    unit_code: str | None = None,
+    update_id: int | None = None,
+) -> Case:
+    """A unit posts an interim answer, a final answer, or (co-unit) its input to the lead."""
+    if kind not in ("interim", "final", "input"):
+        raise errors.UnknownCode(kind, kind="answer_kind", code=kind)
+    case, _ = await _act(
+        svc,
+        user_id=user_id,
+        action=Action.ANSWER,
+        number=number,
+        update_id=update_id,
+        unit_code=unit_code,
+        change=_answer_change(svc, kind, text, attachments),
+    )
+    return case
+
+
+async def ask_citizen(
+    svc: Services,
+    user_id: int,
+    number: str,
+    text: str,
+    *,
+    unit_code: str | None = None,
+    update_id: int | None = None,
+) -> Case:
+    """A unit asks the citizen a question through the bot (询问网民)."""
+    case, _ = await _act(
+        svc,
+        user_id=user_id,
+        action=Action.ASK_CITIZEN,
+        number=number,
+        update_id=update_id,
+        unit_code=unit_code,
+        change=lambda c, a, now: c.ask_citizen(text, a, now, svc.policy, unit_code=a.unit_code),
+    )
+    return case
+
+
+async def appeal_rating(
+    svc: Services,
+    user_id: int,
+    number: str,
+    reason: str,
+    *,
+    unit_code: str | None = None,
+    update_id: int | None = None,
+) -> Case:
+    """The unit appeals an unsatisfied rating as caused by objective limits (申请核减)."""
+    case, _ = await _act(
+        svc,
+        user_id=user_id,
+        action=Action.APPEAL,
+        number=number,
+        update_id=update_id,
+        unit_code=unit_code,
+        change=lambda c, a, now: c.appeal_rating(a.unit_code or "", reason, a, now, svc.policy),
+    )
+    return case
+
+
+# -- supervisors, leaders, all staff -------------------------------------------------------
+
+
+async def rule_appeal(
+    svc: Services, user_id: int, number: str, accept: bool, *, update_id: int | None = None
+) -> Case:
+    """A supervisor accepts or rejects a unit's appeal of an unsatisfied rating."""
+    case, _ = await _act(
+        svc,
+        user_id=user_id,
+        action=Action.RULE_APPEAL,
+        number=number,
+        update_id=update_id,
+        change=lambda c, a, now: c.rule_appeal(accept, a, now),
+    )
+    return case
+
+
+async def escalate_case(
+    svc: Services,
+    user_id: int,
+    number: str,
+    level: str,
+    reason: str = "manual",
+    *,
+    update_id: int | None = None,
+) -> Case:
+    """Staff escalate a case to the supervision or the leaders' group (督办)."""
+    case, _ = await _act(
+        svc,
+        user_id=user_id,
+        action=Action.ESCALATE,
+        number=number,
+        update_id=update_id,
+        change=lambda c, a, now: c.escalate(level, reason, a, now),
+    )
+    return case
+
+
+async def instruct_case(
+    svc: Services, user_id: int, number: str, text: str, *, update_id: int | None = None
+) -> Case:
+    """A leader writes an instruction (批示); it is pushed to the handling units."""
+    case, _ = await _act(
+        svc,
+        user_id=user_id,
+        action=Action.INSTRUCT,
+        number=number,
+        update_id=update_id,
+        change=lambda c, a, now: c.instruct(text, a, now, svc.policy),
+    )
+    return case
+
+
+async def add_note(
+    svc: Services, user_id: int, number: str, text: str, *, update_id: int | None = None
+) -> Case:
+    """A staff member adds an internal note to the case's timeline."""
+    case, _ = await _act(
+        svc,
+        user_id=user_id,
+        action=Action.NOTE,
+        number=number,
+        update_id=update_id,
+        change=lambda c, a, now: c.add_note(text, a, now, svc.policy),
+    )
+    return case
+
+
+async def contact_citizen(
+    svc: Services, user_id: int, number: str, text: str, *, update_id: int | None = None
+) -> Case:
+    """Staff relay a message to the citizen without either side seeing the other (联系回访)."""
+    case, _ = await _act(
+        svc,
+        user_id=user_id,
+        action=Action.CONTACT_CITIZEN,
+        number=number,
+        update_id=update_id,
+        change=lambda c, a, now: c.ask_citizen(text, a, now, svc.policy),
+    )
+    return case
+
+
+async def close_case(
+    svc: Services, user_id: int, number: str, reason: str, *, update_id: int | None = None
+) -> Case:
+    """The desk closes an open case by hand, with a reason."""
+    case, _ = await _act(
+        svc,
+        user_id=user_id,
+        action=Action.CLOSE,
+        number=number,
+        update_id=update_id,
+        change=lambda c, a, now: c.close(reason, a, now, svc.policy),
+    )
+    return case
+
+
+async def reopen_case(
+    svc: Services, user_id: int, number: str, reason: str, *, update_id: int | None = None
+) -> Case:
+    """The desk reopens a closed case to its last lead unit for another round."""
+    case, _ = await _act(
+        svc,
+        user_id=user_id,
+        action=Action.REOPEN,
+        number=number,
+        update_id=update_id,
+        change=lambda c, a, now: c.reopen(a, now, svc.policy, reason),
+    )
+    return case
+
+
+async def view_case(svc: Services, user_id: int, number: str) -> Case:
+    """The full staff view of a case (non-staff are refused before the lookup)."""
+    async with svc.db.unit_of_work() as uow:
+        await _authorize(svc, uow, user_id, Action.VIEW_CASE, None, None)
+        return await load_case(uow, number=number)
+
+
+# -- automatic steps (scheduler) ----------------------------------------------------------
+
+
+async def _system(svc: Services, number: str, change: Callable[[Case, datetime], Any]) -> Case:
+    now = svc.clock.now()
+    async with svc.db.unit_of_work() as uow:
+        case = await load_case(uow, number=number)
+        change(case, now)
+        await _persist(uow, case, now)
+        await uow.commit()
+    return case
+
+
+async def remind_callback(svc: Services, number: str) -> Case:
+    """Remind the citizen once to rate the answer."""
+    return await _system(svc, number, lambda c, now: c.remind_callback(now))
+
+
+async def close_not_rated(svc: Services, number: str) -> Case:
+    """Close a case whose callback window ended without a rating."""
+    return await _system(svc, number, lambda c, now: c.close_not_rated(now))
+
+
+# -- administration ------------------------------------------------------------------------
+
+
+async def setup_policy_units(svc: Services) -> int:
+    """Create the policy's units in the database (at start); returns how many were new."""
+    now_db = to_db(svc.clock.now()) or 0
+    async with svc.db.unit_of_work() as uow:
+        created = await directory.sync_policy_units(
+            uow,
+            [(u.code, u.name, u.parent) for u in svc.policy.units.values()],
+            now_db,
+        )
+        for admin in svc.admins:
+            await directory.grant_role(uow, admin, Role.ADMIN.value, None, now_db)
+        await uow.commit()
+    return created
+
+
+async def grant_role(
+    svc: Services, user_id: int | None, target: int, role: str, *, system: bool = False
+) -> bool:
+    """An admin gives a staff role (the CLI acts as the system)."""
+    if role not in ("admin", "dispatcher", "supervisor", "leader"):
+        raise errors.UnknownCode(role, kind="role", code=role)
+    now_db = to_db(svc.clock.now()) or 0
+    async with svc.db.unit_of_work() as uow:
+        if not system:
+            await _authorize(svc, uow, user_id, Action.MANAGE, None, None)
+        changed = await directory.grant_role(uow, target, role, user_id, now_db)
+        await uow.commit()
+    return changed
+
+
+async def add_liaison(
+    svc: Services, user_id: int | None, unit_code: str, target: int, *, system: bool = False
+) -> bool:
+    """An admin makes a user a liaison of a unit."""
+    now_db = to_db(svc.clock.now()) or 0
+    async with svc.db.unit_of_work() as uow:
+        if not system:
+            await _authorize(svc, uow, user_id, Action.MANAGE, None, None)
+        if await directory.unit_is_active(uow, unit_code) is None:
+            raise errors.UnknownCode(unit_code, kind="unit", code=unit_code)
+        changed = await directory.add_liaison(uow, unit_code, target, user_id, now_db)
+        await uow.commit()
+    return changed
+
+
+async def remove_liaison(
+    svc: Services, user_id: int | None, unit_code: str, target: int, *, system: bool = False
+) -> bool:
+    """An admin removes a liaison; their old buttons stop working at once."""
+    async with svc.db.unit_of_work() as uow:
+        if not system:
+            await _authorize(svc, uow, user_id, Action.MANAGE, None, None)
+        changed = await directory.remove_liaison(uow, unit_code, target)
+        await uow.commit()
+    return changed

@@ -1,0 +1,1 @@
+"""gettext catalogs (zh_Hans default, zh_Hant, en)."""

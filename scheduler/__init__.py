@@ -1,0 +1,1 @@
+"""APScheduler jobs: deadline sweep, callback sweep, reports."""

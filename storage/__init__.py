@@ -1,0 +1,1 @@
+"""SQLite access: migrations, the unit of work, repositories and report queries."""

@@ -1,0 +1,192 @@
+"""The SQLite database: connections, migrations and the unit of work.
+
+One writer connection serialised by a lock (SQLite has one writer anyway; queueing in
+Python keeps `BEGIN IMMEDIATE` from ever waiting on the busy timeout) and one reader
+connection for queries, which WAL lets run beside the writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+logger = logging.getLogger(__name__)
+
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+Row = aiosqlite.Row
+
+
+def to_db(moment: datetime | None) -> int | None:
+    """A datetime as stored: integer microseconds since the epoch (UTC)."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        raise ValueError("naive datetimes are never stored")
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_db(value: int | None) -> datetime | None:
+    """A stored time back as an aware UTC datetime."""
+    if value is None:
+        return None
+    seconds, micros = divmod(int(value), 1_000_000)
+    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=micros)
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """The shipped migrations as (version, file name, SQL), in order."""
+    found: list[tuple[int, str, str]] = []
+    for entry in resources.files("storage.migrations").iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
+    found.sort()
+    versions = [version for version, _, _ in found]
+    if versions != list(range(1, len(versions) + 1)):
+        raise RuntimeError(f"migrations must be numbered 1..N without gaps, found {versions}")
+    return found
+
+
+class UnitOfWork:
+    """One write transaction. It rolls back unless `commit()` is called."""
+
+    def __init__(self, connection: aiosqlite.Connection) -> None:
+        self._connection = connection
+        self.committed = False
+
+    async def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
+        """Run one statement; returns the last inserted row id."""
+        cursor = await self._connection.execute(sql, params)
+        row_id = cursor.lastrowid or 0
+        await cursor.close()
+        return row_id
+
+    async def execute_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """Run one statement for many parameter rows."""
+        await self._connection.executemany(sql, rows)
+
+    async def fetch_one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Row | None:
+        """The first row of a query inside the transaction."""
+        async with self._connection.execute(sql, params) as cursor:
+            return await cursor.fetchone()
+
+    async def fetch_all(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Row]:
+        """All rows of a query inside the transaction."""
+        async with self._connection.execute(sql, params) as cursor:
+            return list(await cursor.fetchall())
+
+    async def commit(self) -> None:
+        """Make the work durable."""
+        await self._connection.execute("COMMIT")
+        self.committed = True
+
+
+class Database:
+    """The SQLite database file (WAL, foreign keys on), migrated on `connect()`."""
+
+    def __init__(self, path: Path | str, *, synchronous: str = "FULL") -> None:
+        self.path = Path(path)
+        # FULL: a commit survives a power cut, not only a crash; a citizen was told
+        # "filed" only after it.
+        self._synchronous = synchronous
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    async def _open(self) -> aiosqlite.Connection:
+        connection = await aiosqlite.connect(self.path, isolation_level=None)
+        connection.row_factory = aiosqlite.Row
+        await connection.execute("PRAGMA journal_mode = WAL")
+        await connection.execute("PRAGMA foreign_keys = ON")
+        await connection.execute(f"PRAGMA synchronous = {self._synchronous}")
+        await connection.execute("PRAGMA busy_timeout = 10000")
+        return connection
+
+    async def connect(self, *, migrate: bool = True) -> list[int]:
+        """Open the connections and apply pending migrations; returns the versions applied."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = await self._open()
+        applied = await self.migrate() if migrate else []
+        self._reader = await self._open()
+        return applied
+
+    async def close(self) -> None:
+        """Close both connections (waiting for a transaction in flight to finish)."""
+        async with self._lock:
+            await self._close_connections()
+
+    async def _close_connections(self) -> None:
+        for connection in (self._reader, self._writer):
+            if connection is not None:
+                await connection.close()
+        self._reader = self._writer = None
+
+    @property
+    def writer(self) -> aiosqlite.Connection:
+        """The writer connection (raises if not connected)."""
+        if self._writer is None:
+            raise RuntimeError("database is not connected")
+        return self._writer
+
+    async def schema_version(self) -> int:
+        """The schema version recorded in the file (`PRAGMA user_version`)."""
+        async with self.writer.execute("PRAGMA user_version") as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    async def migrate(self) -> list[int]:
+        """Apply the migrations the file does not have yet, each in its own transaction."""
+        current = await self.schema_version()
+        applied: list[int] = []
+        for version, name, sql in migrations():
+            if version <= current:
+                continue
+            logger.info("applying migration %s", name)
+            try:
+                await self.writer.executescript(
+                    f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {version};\nCOMMIT;"
+                )
+            except Exception:
+                if self.writer.in_transaction:
+                    await self.writer.execute("ROLLBACK")
+                raise
+            applied.append(version)
+        return applied
+
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
+        """A write transaction; rolled back unless the block calls `commit()`."""
+        async with self._lock:
+            await self.writer.execute("BEGIN IMMEDIATE")
+            uow = UnitOfWork(self.writer)
+            try:
+                yield uow
+            finally:
+                if not uow.committed:
+                    await self.writer.execute("ROLLBACK")
+
+    async def fetch_all(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Row]:
+        """All rows of a read-only query, on the reader connection."""
+        if self._reader is None:
+            raise RuntimeError("database is not connected")
+        async with self._reader.execute(sql, params) as cursor:
+            return list(await cursor.fetchall())
+
+    async def fetch_one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Row | None:
+        """The first row of a read-only query, on the reader connection."""
+        if self._reader is None:
+            raise RuntimeError("database is not connected")
+        async with self._reader.execute(sql, params) as cursor:
+            return await cursor.fetchone()
