@@ -67,7 +67,7 @@ def _assignment(row: Row) -> Assignment:
         role=AssignmentRole(row["role"]),
         round=row["round"],
         assigned_at=from_db(row["assigned_at"]),  # type: ignore[arg-type]
-        sign_due=from_db(row["sign_due"]),  # type: ignore[arg-type]
+        sign_due=from_db(row["sign_due"]),
         reply_due=from_db(row["reply_due"]),  # type: ignore[arg-type]
         resolve_due=from_db(row["resolve_due"]),
         state=AssignmentState(row["state"]),

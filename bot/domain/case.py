@@ -149,7 +149,7 @@ class Assignment:
     role: AssignmentRole
     round: int
     assigned_at: datetime
-    sign_due: datetime
+    sign_due: datetime | None  # None on a reopened round: the unit already holds the case
     reply_due: datetime
     resolve_due: datetime | None
     state: AssignmentState = AssignmentState.ASSIGNED
@@ -176,7 +176,7 @@ class Assignment:
         stages: dict[str, datetime] = {}
         if self.state not in ACTIVE_ASSIGNMENT_STATES:
             return stages
-        if self.signed_at is None and self.state == AssignmentState.ASSIGNED:
+        if self.sign_due is not None and self.signed_at is None:
             stages["sign"] = self.sign_due
         if self.replied_at is None:
             stages["reply"] = self.reply_due
@@ -558,7 +558,9 @@ class Case:
             )
         assignment.state = AssignmentState.SIGNED
         assignment.signed_at = now
-        assignment.sign_on_time = stage_on_time(now, assignment.sign_due)
+        assignment.sign_on_time = (
+            stage_on_time(now, assignment.sign_due) if assignment.sign_due else None
+        )
         if assignment.role == AssignmentRole.LEAD and self.state == CaseState.ASSIGNED:
             self.state = CaseState.IN_PROGRESS
         self._record(
@@ -631,7 +633,9 @@ class Case:
         assignment.next_check_at = now
         if assignment.role == AssignmentRole.LEAD:
             self.state = CaseState.ASSIGNED
-        self._record("ReturnRuledUnfounded", now, actor, unit_code, note=note)
+        self._record(
+            "ReturnRuledUnfounded", now, actor, unit_code, note=note, role=assignment.role.value
+        )
 
     def reassign_co_unit(
         self, old_unit: str, new_unit: str, actor: Actor, now: datetime, policy: Policy
@@ -1141,6 +1145,7 @@ class Case:
         )
         assignment.state = AssignmentState.SIGNED
         assignment.signed_at = now
+        assignment.sign_due = None
         self.assignments.append(assignment)
         self.state = CaseState.IN_PROGRESS
         self.callback_due = None

@@ -115,7 +115,7 @@ CREATE TABLE assignments (
     state           TEXT NOT NULL CHECK (state IN
                         ('assigned', 'signed', 'returned', 'reported', 'withdrawn')),
     assigned_at     INTEGER NOT NULL,
-    sign_due        INTEGER NOT NULL,
+    sign_due        INTEGER,                      -- NULL on a reopened round (no sign stage)
     reply_due       INTEGER NOT NULL,
     resolve_due     INTEGER,
     signed_at       INTEGER,

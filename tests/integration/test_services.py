@@ -13,8 +13,18 @@ from bot.domain import errors
 from storage.db import Database, from_db
 from tests.conftest import PEOPLE, file_one, local
 
-TABLES = ("cases", "assignments", "answers", "questions", "extensions", "ratings", "events",
-          "outbox", "processed_updates", "attachments")
+TABLES = (
+    "cases",
+    "assignments",
+    "answers",
+    "questions",
+    "extensions",
+    "ratings",
+    "events",
+    "outbox",
+    "processed_updates",
+    "attachments",
+)
 
 
 async def counts(db: Database) -> dict[str, int]:
@@ -147,9 +157,17 @@ async def test_the_whole_routine_chain_ends_closed_and_satisfied(svc, db):
     await services.rate_case(svc, PEOPLE.citizen, number, "satisfied")
     assert await state_of(db, number) == "closed"
     assert await events_of(db, number) == [
-        "CaseFiled", "TrackSet", "CaseAssigned", "AssignmentSigned", "InterimAnswerPosted",
-        "QuestionAsked", "QuestionAnswered", "FinalAnswerPosted", "AnswerPublished",
-        "CaseRated", "CaseClosed",
+        "CaseFiled",
+        "TrackSet",
+        "CaseAssigned",
+        "AssignmentSigned",
+        "InterimAnswerPosted",
+        "QuestionAsked",
+        "QuestionAnswered",
+        "FinalAnswerPosted",
+        "AnswerPublished",
+        "CaseRated",
+        "CaseClosed",
     ]
     row = await db.fetch_one(
         "SELECT sign_on_time, reply_on_time, resolve_on_time, state FROM assignments"
@@ -238,8 +256,7 @@ async def test_assigning_needs_a_track_a_known_active_unit_and_the_new_state(svc
     with pytest.raises(errors.UnitDisabled):
         await services.assign_case(svc, PEOPLE.dispatcher, number, "JYJ", track="routine")
     with pytest.raises(errors.CoUnitsNeedCoordinatedTrack):
-        await services.assign_case(svc, PEOPLE.dispatcher, number, "ZJJ", ("CGJ",),
-                                   track="routine")
+        await services.assign_case(svc, PEOPLE.dispatcher, number, "ZJJ", ("CGJ",), track="routine")
     assert await state_of(db, number) == "new"
     await services.assign_case(svc, PEOPLE.dispatcher, number, "ZJJ", track="routine")
     with pytest.raises(errors.IllegalTransition):
@@ -250,8 +267,9 @@ async def test_reject_and_duplicate_tell_the_citizen_why(svc, db):
     original = await file_one(svc)
     copy = await file_one(svc)
     with pytest.raises(errors.CaseNotFound):
-        await services.reject_case(svc, PEOPLE.dispatcher, copy, "duplicate",
-                                   duplicate_of="CZ2026-424242")
+        await services.reject_case(
+            svc, PEOPLE.dispatcher, copy, "duplicate", duplicate_of="CZ2026-424242"
+        )
     await services.reject_case(svc, PEOPLE.dispatcher, copy, "duplicate", duplicate_of=original)
     assert await state_of(db, copy) == "rejected"
     row = await db.fetch_one(
@@ -317,11 +335,13 @@ async def test_extension_past_the_cap_is_refused_and_deny_keeps_the_deadline(svc
     number = await in_progress(svc)
     before = await counts(db)
     with pytest.raises(errors.ExtensionPastCap):
-        await services.request_extension(svc, PEOPLE.housing, number,
-                                         local(2027, 1, 30, 17, 0), "太久了")
+        await services.request_extension(
+            svc, PEOPLE.housing, number, local(2027, 1, 30, 17, 0), "太久了"
+        )
     assert await counts(db) == before
-    await services.request_extension(svc, PEOPLE.housing, number,
-                                     local(2026, 12, 14, 12, 0), "需要协调")
+    await services.request_extension(
+        svc, PEOPLE.housing, number, local(2026, 12, 14, 12, 0), "需要协调"
+    )
     await services.decide_extension(svc, PEOPLE.dispatcher, number, approve=False)
     row = await db.fetch_one("SELECT resolve_due FROM assignments")
     assert row is not None and from_db(row[0]) == local(2026, 12, 9, 10, 0)
@@ -329,8 +349,9 @@ async def test_extension_past_the_cap_is_refused_and_deny_keeps_the_deadline(svc
 
 async def test_coordinated_case_waits_for_co_units_unless_the_desk_waives(svc, db):
     number = await file_one(svc)
-    await services.assign_case(svc, PEOPLE.dispatcher, number, "ZJJ", ("CGJ", "LYQ"),
-                               track="coordinated")
+    await services.assign_case(
+        svc, PEOPLE.dispatcher, number, "ZJJ", ("CGJ", "LYQ"), track="coordinated"
+    )
     for liaison in (PEOPLE.housing, PEOPLE.city, PEOPLE.langya):
         await services.sign_assignment(svc, liaison, number)
     await services.post_answer(svc, PEOPLE.city, number, "input", "城管已清理占道。")
@@ -392,8 +413,7 @@ async def test_late_signing_is_stored_as_late(svc, db, clock):
 
 async def test_leader_instruction_reaches_every_handling_unit(svc, db):
     number = await file_one(svc)
-    await services.assign_case(svc, PEOPLE.dispatcher, number, "ZJJ", ("CGJ",),
-                               track="coordinated")
+    await services.assign_case(svc, PEOPLE.dispatcher, number, "ZJJ", ("CGJ",), track="coordinated")
     with pytest.raises(errors.NotAllowed):
         await services.instruct_case(svc, PEOPLE.dispatcher, number, "尽快办理")
     await services.instruct_case(svc, PEOPLE.leader, number, "请两单位联合办理，本周内办结。")
@@ -427,8 +447,9 @@ async def test_callback_reminder_once_then_closed_as_not_rated(svc, db):
     with pytest.raises(errors.IllegalTransition):
         await services.remind_callback(svc, number)
     await services.close_not_rated(svc, number)
-    row = await db.fetch_one("SELECT c.state, c.close_reason, r.rating FROM cases c"
-                             " JOIN ratings r ON r.case_id = c.id")
+    row = await db.fetch_one(
+        "SELECT c.state, c.close_reason, r.rating FROM cases c JOIN ratings r ON r.case_id = c.id"
+    )
     assert row is not None and tuple(row) == ("closed", "not_rated", "not_rated")
 
 

@@ -1,0 +1,169 @@
+"""Report queries: the §6 figures as SQL aggregates, and the facts behind them.
+
+`unit_counts` is what reports print; `period_facts` loads the rows behind the figures
+(for the XLSX and for tracing a figure back to its cases). Both follow
+`bot.domain.metrics` exactly, and a test holds them to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.domain.metrics import CaseFact, Rate, RatingFact, StageFact
+from storage.db import Database, from_db, to_db
+
+# A stage counts when it was done, or when it was not done, its assignment was not
+# withdrawn and its deadline has passed (DESIGN §6: a unit that never signs must not
+# look punctual).
+_STAGE_SQL = """
+    sum(CASE WHEN {done} IS NOT NULL AND {done} <= {due} THEN 1 ELSE 0 END),
+    sum(CASE WHEN {due} IS NULL THEN 0
+             WHEN {done} IS NOT NULL THEN 1
+             WHEN state != 'withdrawn' AND {due} <= :now THEN 1 ELSE 0 END)
+"""
+
+UNIT_STAGES_SQL = f"""
+SELECT unit_code,
+       count(DISTINCT CASE WHEN role = 'lead' THEN case_id END),
+       {_STAGE_SQL.format(done="signed_at", due="sign_due")},
+       {_STAGE_SQL.format(done="replied_at", due="reply_due")},
+       {_STAGE_SQL.format(done="resolved_at", due="resolve_due")}
+FROM assignments
+WHERE assigned_at >= :start AND assigned_at < :end
+GROUP BY unit_code
+"""
+
+UNIT_REPLY_SQL = """
+SELECT c.lead_unit,
+       sum(CASE WHEN EXISTS (SELECT 1 FROM answers a
+                             WHERE a.case_id = c.id AND a.state = 'published')
+                THEN 1 ELSE 0 END),
+       count(*)
+FROM cases c
+WHERE c.filed_at >= :start AND c.filed_at < :end
+  AND c.state != 'rejected' AND c.lead_unit IS NOT NULL
+GROUP BY c.lead_unit
+"""
+
+UNIT_SATISFACTION_SQL = """
+SELECT unit_code,
+       sum(CASE WHEN rating IN ('satisfied', 'basically_satisfied') THEN 1 ELSE 0 END),
+       count(*)
+FROM ratings
+WHERE at >= :start AND at < :end AND rating != 'not_rated'
+  AND (appeal IS NULL OR appeal != 'approved') AND unit_code IS NOT NULL
+GROUP BY unit_code
+"""
+
+
+@dataclass(frozen=True)
+class UnitCounts:
+    """A unit's counts for a period: the numbers behind its rates."""
+
+    unit_code: str
+    cases: int
+    sign: Rate
+    reply_stage: Rate
+    resolve: Rate
+    reply: Rate
+    satisfaction: Rate
+
+    @property
+    def on_time(self) -> Rate:
+        """All three stages together."""
+        return Rate(
+            self.sign.numerator + self.reply_stage.numerator + self.resolve.numerator,
+            self.sign.denominator + self.reply_stage.denominator + self.resolve.denominator,
+        )
+
+
+def _window(start: datetime, end: datetime, now: datetime) -> dict[str, int | None]:
+    return {"start": to_db(start), "end": to_db(end), "now": to_db(now)}
+
+
+async def unit_counts(
+    db: Database, start: datetime, end: datetime, now: datetime
+) -> dict[str, UnitCounts]:
+    """Per-unit figures of the period [start, end), as of `now`."""
+    params = _window(start, end, now)
+    empty = Rate(0, 0)
+    stages: dict[str, tuple[int, Rate, Rate, Rate]] = {}
+    for row in await db.fetch_all(UNIT_STAGES_SQL, params):
+        stages[row[0]] = (
+            row[1],
+            Rate(row[2] or 0, row[3] or 0),
+            Rate(row[4] or 0, row[5] or 0),
+            Rate(row[6] or 0, row[7] or 0),
+        )
+    replies = {r[0]: Rate(r[1] or 0, r[2] or 0) for r in await db.fetch_all(UNIT_REPLY_SQL, params)}
+    satisfaction = {
+        r[0]: Rate(r[1] or 0, r[2] or 0)
+        for r in await db.fetch_all(
+            UNIT_SATISFACTION_SQL, {"start": params["start"], "end": params["end"]}
+        )
+    }
+    result: dict[str, UnitCounts] = {}
+    for unit in sorted(set(stages) | set(replies) | set(satisfaction)):
+        cases, sign, reply_stage, resolve = stages.get(unit, (0, empty, empty, empty))
+        result[unit] = UnitCounts(
+            unit,
+            cases,
+            sign,
+            reply_stage,
+            resolve,
+            replies.get(unit, empty),
+            satisfaction.get(unit, empty),
+        )
+    return result
+
+
+@dataclass(frozen=True)
+class PeriodFacts:
+    """The rows behind a period's figures."""
+
+    cases: list[tuple[str, CaseFact]]  # (lead unit or "", fact) for cases filed in the period
+    stages: list[StageFact]  # stages of assignments made in the period
+    ratings: list[tuple[str, RatingFact]]  # (unit, fact) for ratings given in the period
+
+
+async def period_facts(db: Database, start: datetime, end: datetime) -> PeriodFacts:
+    """Load the facts of a period, for the XLSX and for checking the aggregates."""
+    params = {"start": to_db(start), "end": to_db(end)}
+    cases = [
+        (
+            r[0] or "",
+            CaseFact(r[1], r[2] == "rejected", bool(r[3])),
+        )
+        for r in await db.fetch_all(
+            "SELECT c.lead_unit, c.number, c.state, EXISTS (SELECT 1 FROM answers a"
+            " WHERE a.case_id = c.id AND a.state = 'published')"
+            " FROM cases c WHERE c.filed_at >= :start AND c.filed_at < :end ORDER BY c.id",
+            params,
+        )
+    ]
+    stages: list[StageFact] = []
+    for r in await db.fetch_all(
+        "SELECT c.number, a.unit_code, a.state, a.sign_due, a.signed_at, a.reply_due,"
+        " a.replied_at, a.resolve_due, a.resolved_at FROM assignments a"
+        " JOIN cases c ON c.id = a.case_id"
+        " WHERE a.assigned_at >= :start AND a.assigned_at < :end ORDER BY a.id",
+        params,
+    ):
+        withdrawn = r[2] == "withdrawn"
+        for stage, due, done in (
+            ("sign", r[3], r[4]),
+            ("reply", r[5], r[6]),
+            ("resolve", r[7], r[8]),
+        ):
+            stages.append(StageFact(r[0], r[1], stage, from_db(due), from_db(done), withdrawn))
+    ratings = [
+        (r[0] or "", RatingFact(r[1], r[2], r[3] == "approved"))
+        for r in await db.fetch_all(
+            "SELECT r.unit_code, c.number, r.rating, r.appeal FROM ratings r"
+            " JOIN cases c ON c.id = r.case_id WHERE r.at >= :start AND r.at < :end"
+            " ORDER BY r.id",
+            params,
+        )
+    ]
+    return PeriodFacts(cases, stages, ratings)

@@ -1,0 +1,70 @@
+"""Migrations: from empty to current, and running them again changes nothing."""
+
+from __future__ import annotations
+
+from storage.db import Database, migrations
+
+
+async def schema(db: Database) -> list[tuple[str, str]]:
+    rows = await db.fetch_all("SELECT name, sql FROM sqlite_master ORDER BY name")
+    return [(r[0], r[1]) for r in rows]
+
+
+async def test_migrations_from_empty_reach_the_latest_version(tmp_path):
+    db = Database(tmp_path / "a.db")
+    applied = await db.connect()
+    assert applied == [v for v, _, _ in migrations()]
+    assert await db.schema_version() == len(migrations())
+    names = {name for name, _ in await schema(db)}
+    assert {
+        "cases",
+        "assignments",
+        "events",
+        "outbox",
+        "processed_updates",
+        "chat_bindings",
+        "liaisons",
+        "staff_roles",
+        "units",
+        "users",
+        "attachments",
+    } <= names
+    mode = await db.fetch_one("PRAGMA journal_mode")
+    assert mode is not None and mode[0] == "wal"
+    await db.close()
+
+
+async def test_running_migrations_again_changes_nothing(tmp_path):
+    db = Database(tmp_path / "a.db")
+    await db.connect()
+    before = await schema(db)
+    await db.close()
+    again = Database(tmp_path / "a.db")
+    assert await again.connect() == []
+    assert await schema(again) == before
+    assert await again.migrate() == []
+    await again.close()
+
+
+async def test_foreign_keys_are_enforced(tmp_path):
+    db = Database(tmp_path / "a.db")
+    await db.connect()
+    async with db.unit_of_work() as uow:
+        try:
+            await uow.execute(
+                "INSERT INTO liaisons(unit_code, user_id, added_at) VALUES ('NOPE', 1, 0)"
+            )
+        except Exception as error:
+            assert "FOREIGN KEY" in str(error)
+        else:
+            raise AssertionError("a liaison of an unknown unit was accepted")
+    await db.close()
+
+
+async def test_a_unit_of_work_without_commit_rolls_back(tmp_path):
+    db = Database(tmp_path / "a.db")
+    await db.connect()
+    async with db.unit_of_work() as uow:
+        await uow.execute("INSERT INTO counters(name, value) VALUES ('x', 1)")
+    assert await db.fetch_one("SELECT * FROM counters") is None
+    await db.close()
