@@ -1,0 +1,177 @@
+"""The `wenzheng` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot.clock import Clock
+from bot.config import EXAMPLE_POLICY, PolicyError, Settings, SettingsError, load_policy
+from bot.domain.policy import Policy, Track
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+TRACK_NAMES = {
+    Track.SPECIAL: "特别办 special",
+    Track.ROUTINE: "及时办 routine",
+    Track.COORDINATED: "协调办 coordinated",
+    Track.HIGH_LEVEL: "高位办 high-level",
+}
+
+
+def describe_policy(policy: Policy, clock: Clock) -> str:
+    """A short human summary of a policy, with the deadlines a case assigned now would get."""
+    calendar = policy.calendar
+    now = clock.now().astimezone(calendar.tz)
+    lines = [
+        f"City:        {policy.city} (case numbers {policy.case_prefix}{now.year}-000001…)",
+        f"Time zone:   {calendar.tz.key}; working hours "
+        f"{calendar.day_start:%H:%M}–{calendar.day_end:%H:%M} "
+        f"({calendar.day_length.total_seconds() / 3600:g} h a day)",
+        f"Calendar:    {calendar.kind}; {now.year}: {calendar.schedule_source(now.year)}, "
+        f"{now.year + 1}: {calendar.schedule_source(now.year + 1)}",
+        f"Categories:  {len(policy.categories)}   Districts: {len(policy.districts)}   "
+        f"Units: {len(policy.units)}   Routing rules: {len(policy.routing)}",
+        "",
+        f"Tracks (assigned now, {now:%Y-%m-%d %a %H:%M}):",
+    ]
+    for track in Track:
+        tp = policy.track(track)
+        dues = [getattr(tp, stage).after(now, calendar) for stage in ("sign", "reply", "resolve")]
+        review = "review" if tp.review_before_publish else "no review"
+        lines.append(
+            f"  {TRACK_NAMES[track]:<20} sign {tp.sign!s:>3}  reply {tp.reply!s:>3}  "
+            f"resolve {tp.resolve!s:>3}  {review:<9} → resolve due {dues[2]:%Y-%m-%d %H:%M}"
+        )
+    chasing, callback = policy.chasing, policy.callback
+    lines += [
+        "",
+        f"Chasing:     reminder at {chasing.reminder_at:.0%} of each window; supervision after "
+        f"{chasing.supervision_after_days:g}, leaders after {chasing.leaders_after_days:g} "
+        f"working days overdue; {chasing.max_returns} returns go to the supervisor",
+        f"Callback:    reminder after {callback.reminder_after.days} day(s), closed as not rated "
+        f"after {callback.close_after.days}; at most {callback.max_rounds} rounds",
+        f"Extensions:  capped at {policy.extension_cap_days:g} working days from assignment",
+    ]
+    if calendar.next_year_schedule_missing(now.date()):
+        lines += [
+            "",
+            f"WARNING: the official schedule for {now.year + 1} is missing. Add "
+            f"[calendar.years.{now.year + 1}] with its holidays and adjusted working days "
+            "as soon as the State Council publishes them.",
+        ]
+    return "\n".join(lines)
+
+
+def cmd_check_policy(args: argparse.Namespace) -> int:
+    """Validate a policy file and print a summary."""
+    path = Path(args.file) if args.file else Settings.from_env().policy
+    try:
+        policy = load_policy(path)
+    except PolicyError as error:
+        print(f"Policy error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"Policy {path}: OK\n")
+    print(describe_policy(policy, Clock()))
+    return EXIT_OK
+
+
+async def _init(settings: Settings) -> int:
+    from bot import services
+    from storage.db import Database
+
+    policy = load_policy(settings.policy)
+    db = Database(settings.database)
+    applied = await db.connect()
+    try:
+        svc = services.Services(db=db, policy=policy, clock=Clock(), admins=settings.admins)
+        created = await services.setup_policy_units(svc)
+        version = await db.schema_version()
+    finally:
+        await db.close()
+    print(
+        f"Database {settings.database}: schema version {version}"
+        f" ({'applied ' + ', '.join(map(str, applied)) if applied else 'already current'})"
+    )
+    print(f"Units from the policy: {created} created, {len(policy.units)} in the policy")
+    if settings.admins:
+        print(f"Admins: {', '.join(map(str, settings.admins))}")
+    else:
+        print("No admins yet: set WENZHENG_ADMINS to your Telegram user id.")
+    return EXIT_OK
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """Create or migrate the database and load the policy's units."""
+    try:
+        return asyncio.run(_init(Settings.from_env()))
+    except (PolicyError, SettingsError) as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+async def _migrate_status(settings: Settings) -> int:
+    from storage.db import Database, migrations
+
+    if not settings.database.exists():
+        print(f"Database {settings.database} does not exist yet; `wenzheng init` creates it.")
+        return EXIT_FAILURE
+    db = Database(settings.database)
+    await db.connect(migrate=False)
+    try:
+        version = await db.schema_version()
+    finally:
+        await db.close()
+    for number, name, _ in migrations():
+        print(f"  {'applied' if number <= version else 'pending'}  {name}")
+    return EXIT_OK
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Show or apply schema migrations."""
+    settings = Settings.from_env()
+    if args.status:
+        return asyncio.run(_migrate_status(settings))
+    return asyncio.run(_init(settings))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every command."""
+    parser = argparse.ArgumentParser(
+        prog="wenzheng",
+        description="问政 Wenzheng — citizen message handling (网民留言办理) in Telegram.",
+        epilog="Settings come from WENZHENG_* environment variables (see the README).",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    check = commands.add_parser("check-policy", help="validate a policy file and summarise it")
+    check.add_argument(
+        "file", nargs="?", help=f"policy TOML (default: WENZHENG_POLICY or {EXAMPLE_POLICY.name})"
+    )
+    check.set_defaults(handler=cmd_check_policy)
+    init = commands.add_parser("init", help="create or migrate the database, load policy units")
+    init.set_defaults(handler=cmd_init)
+    migrate = commands.add_parser("migrate", help="apply pending schema migrations")
+    migrate.add_argument("--status", action="store_true", help="only list migrations")
+    migrate.set_defaults(handler=cmd_migrate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `wenzheng` console script."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except SettingsError as error:
+        print(f"Settings error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
