@@ -26,7 +26,7 @@ from bot.domain.case import (
     Role,
 )
 from bot.domain.policy import Track
-from storage.db import Row, UnitOfWork, from_db, to_db
+from storage.db import Reader, Row, UnitOfWork, from_db, to_db
 
 
 def _flag(value: bool | None) -> int | None:
@@ -86,9 +86,7 @@ def _assignment(row: Row) -> Assignment:
     )
 
 
-async def load_case(
-    uow: UnitOfWork, *, number: str | None = None, case_id: int | None = None
-) -> Case:
+async def load_case(uow: Reader, *, number: str | None = None, case_id: int | None = None) -> Case:
     """Load a whole case by public number or id; CaseNotFound if there is none."""
     if number is not None:
         row = await uow.fetch_one("SELECT * FROM cases WHERE number = ?", (number.strip().upper(),))
@@ -356,7 +354,7 @@ async def save_case(uow: UnitOfWork, case: Case, now_db: int) -> list[tuple[int,
     return written
 
 
-async def load_events(uow: UnitOfWork, case_id: int) -> list[Event]:
+async def load_events(uow: Reader, case_id: int) -> list[Event]:
     """The whole timeline of a case, oldest first."""
     rows = await uow.fetch_all("SELECT * FROM events WHERE case_id = ? ORDER BY id", (case_id,))
     return [

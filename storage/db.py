@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiosqlite
 
@@ -57,6 +57,18 @@ def migrations() -> list[tuple[int, str, str]]:
     if versions != list(range(1, len(versions) + 1)):
         raise RuntimeError(f"migrations must be numbered 1..N without gaps, found {versions}")
     return found
+
+
+class Reader(Protocol):
+    """Anything that answers queries: the database's reader, or a unit of work."""
+
+    async def fetch_one(
+        self, sql: str, params: Sequence[Any] | dict[str, Any] = ()
+    ) -> Row | None: ...  # pragma: no cover - protocol
+
+    async def fetch_all(
+        self, sql: str, params: Sequence[Any] | dict[str, Any] = ()
+    ) -> list[Row]: ...  # pragma: no cover - protocol
 
 
 class UnitOfWork:
@@ -104,6 +116,8 @@ class Database:
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
+        # Called after every commit: the outbox sender wakes up instead of polling.
+        self.commit_listeners: list[Callable[[], None]] = []
 
     async def _open(self) -> aiosqlite.Connection:
         connection = await aiosqlite.connect(self.path, isolation_level=None)
@@ -176,6 +190,9 @@ class Database:
             finally:
                 if not uow.committed:
                     await self.writer.execute("ROLLBACK")
+        if uow.committed:
+            for listener in self.commit_listeners:
+                listener()
 
     async def fetch_all(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Row]:
         """All rows of a read-only query, on the reader connection."""

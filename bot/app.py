@@ -1,0 +1,163 @@
+"""The composition root: builds the PTB Application with everything it needs, and runs it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from typing import Any
+
+from telegram import BotCommand, BotCommandScopeAllPrivateChats, Update
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, CallbackContext, ExtBot
+from telegram.ext import ContextTypes as PTBContextTypes
+
+from bot import services as use_cases
+from bot.clock import Clock
+from bot.config import Settings
+from bot.domain.policy import Policy
+from bot.i18n import translator
+from bot.outbox import OutboxSender
+from bot.persistence import SqlitePersistence
+from bot.services import Services
+from storage.db import Database
+
+logger = logging.getLogger(__name__)
+
+# PTB 22 reports time periods (e.g. RetryAfter.retry_after) as timedelta when this is set,
+# and warns about the old int form otherwise; we read both, and want no warnings.
+os.environ.setdefault("PTB_TIMEDELTA", "true")
+
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member", "channel_post"]
+
+
+class BotData:
+    """The application's typed state in `context.bot_data`."""
+
+    def __init__(self) -> None:
+        self.services: Services | None = None
+        self.sender: OutboxSender | None = None
+        self.known_users: set[int] = set()
+        self.tasks: list[asyncio.Task[Any]] = []
+        self.stop_event = asyncio.Event()
+
+
+class Context(CallbackContext[ExtBot[None], dict[str, Any], dict[str, Any], BotData]):
+    """The callback context our handlers receive."""
+
+    @property
+    def services(self) -> Services:
+        """The use cases' dependencies."""
+        assert self.bot_data.services is not None, "services are set when the app is built"
+        return self.bot_data.services
+
+
+WenzhengApp = Application[ExtBot[None], Context, dict[str, Any], dict[str, Any], BotData, Any]
+
+
+def create_application(
+    settings: Settings,
+    *,
+    policy: Policy,
+    clock: Clock,
+    db: Database,
+    persistence_interval: float = 1.0,
+    rate_limiter: bool = True,
+) -> WenzhengApp:
+    """Build the bot: PTB application, persistence, rate limiter, services and handlers."""
+    from handlers import register  # handlers depend on bot.app's Context; import late
+
+    if not settings.token:
+        raise ValueError("a bot token is required")
+    builder = (
+        ApplicationBuilder()
+        .token(settings.token)
+        .base_url(settings.api_base_url)
+        .base_file_url(settings.file_base_url)
+        .context_types(PTBContextTypes(context=Context, bot_data=BotData))
+        .persistence(SqlitePersistence(db, clock, persistence_interval))
+    )
+    if rate_limiter:
+        builder = builder.rate_limiter(AIORateLimiter())
+    app: WenzhengApp = builder.build()  # type: ignore[assignment]
+    app.bot_data.services = Services(db=db, policy=policy, clock=clock, admins=settings.admins)
+    sender = OutboxSender(app.bot, db, policy, clock)
+    app.bot_data.sender = sender
+    db.commit_listeners.append(sender.wake)
+    register(app)
+    return app
+
+
+async def set_commands(app: WenzhengApp) -> None:
+    """Register the citizen commands with Telegram, per language."""
+    commands = [
+        ("new", "File a new message"),
+        ("my", "My cases"),
+        ("case", "Look up one of my cases"),
+        ("language", "Choose the language"),
+        ("help", "How this works"),
+        ("cancel", "Stop what you are doing"),
+    ]
+    # Telegram keys command lists by two-letter language; Chinese readers get Simplified.
+    for language, code in (("zh_Hans", None), ("zh_Hans", "zh"), ("en", "en")):
+        t = translator(language)
+        await app.bot.set_my_commands(
+            [BotCommand(name, t.gettext(text)) for name, text in commands],
+            scope=BotCommandScopeAllPrivateChats(),
+            language_code=code,
+        )
+
+
+async def start(app: WenzhengApp, *, polling: bool = True, poll_timeout: int = 10) -> None:
+    """Start everything: PTB, policy units, commands, the outbox sender and polling."""
+    data = app.bot_data
+    await app.initialize()
+    assert data.services is not None and data.sender is not None
+    await use_cases.setup_policy_units(data.services)
+    await set_commands(app)
+    data.stop_event.clear()
+    data.tasks.append(asyncio.create_task(data.sender.run(data.stop_event), name="outbox"))
+    await app.start()
+    if polling and app.updater is not None:
+        await app.updater.start_polling(
+            poll_interval=0, timeout=poll_timeout, allowed_updates=ALLOWED_UPDATES
+        )
+    logger.info("bot started as @%s", app.bot.username)
+
+
+async def stop(app: WenzhengApp) -> None:
+    """Stop cleanly: no new updates, the update in flight finishes, state is flushed."""
+    data = app.bot_data
+    if app.updater is not None and app.updater.running:
+        await app.updater.stop()
+    if app.running:
+        await app.stop()  # waits for the handlers still running
+    data.stop_event.set()
+    for task in data.tasks:
+        await task
+    data.tasks.clear()
+    await app.shutdown()  # flushes persistence
+    logger.info("bot stopped")
+
+
+async def run_polling(settings: Settings, policy: Policy, clock: Clock) -> None:
+    """`wenzheng run`: poll until SIGTERM or SIGINT, then shut down cleanly."""
+    db = Database(settings.database)
+    await db.connect()
+    app = create_application(settings, policy=policy, clock=clock, db=db)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    try:
+        await start(app)
+        await stopping.wait()
+        logger.info("signal received, shutting down")
+    finally:
+        await stop(app)
+        await db.close()
+
+
+def update_label(update: object) -> str:
+    """An update's id for log lines."""
+    return str(update.update_id) if isinstance(update, Update) else "-"

@@ -1,0 +1,145 @@
+"""Shared handler plumbing: the reader's language, the gatekeeper, errors, stale buttons."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import CallbackQuery, Update
+from telegram.constants import ChatType
+from telegram.error import BadRequest, TelegramError
+
+from bot.app import Context, update_label
+from bot.domain import errors
+from bot.i18n import Translator, language_for, translator
+from storage.db import to_db
+from storage.directory import Profile, upsert_user
+
+logger = logging.getLogger(__name__)
+
+
+def t_for(update: Update, context: Context) -> Translator:
+    """The translator for whoever sent this update."""
+    language = context.user_data.get("lang") if context.user_data is not None else None
+    if language is None and update.effective_user is not None:
+        language = language_for(update.effective_user.language_code)
+    return translator(language)
+
+
+async def remember_user(update: Update, context: Context) -> None:
+    """Gatekeeper (group -1): keep the user's profile and language; note they can be reached."""
+    user = update.effective_user
+    chat = update.effective_chat
+    if user is None or user.is_bot or chat is None or chat.type != ChatType.PRIVATE:
+        return
+    known = context.bot_data.known_users
+    if user.id in known:
+        return
+    svc = context.services
+    chosen = context.user_data.get("lang") if context.user_data is not None else None
+    async with svc.db.unit_of_work() as uow:
+        await upsert_user(
+            uow,
+            Profile(
+                user.id,
+                user.first_name,
+                user.last_name,
+                user.username,
+                chosen or language_for(user.language_code),
+            ),
+            to_db(svc.clock.now()) or 0,
+        )
+        # Writing to us means the bot is no longer blocked.
+        await uow.execute("UPDATE users SET is_blocked = 0 WHERE id = ?", (user.id,))
+        await uow.commit()
+    known.add(user.id)
+
+
+def error_text(t: Translator, error: errors.DomainError) -> str:
+    """A domain error in the reader's language."""
+    _ = t.gettext
+    p = error.params
+    messages: dict[type[errors.DomainError], str] = {
+        errors.TextEmpty: _("Please write a few words (at least {minimum} characters)."),
+        errors.TextTooLong: _(
+            "That is too long ({length} characters; the limit is {limit}). Please shorten it."
+        ),
+        errors.UnknownCode: _("That choice is not available. Please use the buttons."),
+        errors.UnitDisabled: _("That unit is disabled and cannot receive cases."),
+        errors.CaseNotFound: _("No case with that number was found among yours."),
+        errors.NotYourCase: _("This case is not yours to act on."),
+        errors.NotAllowed: _("You are not allowed to do this."),
+        errors.AlreadySigned: _("This case was already signed for."),
+        errors.ReturnNotAllowed: _("This case cannot be returned again."),
+        errors.ExtensionPastCap: _("That is past the longest extension allowed."),
+        errors.ExtensionPending: _("An extension request is already waiting for a decision."),
+        errors.CoUnitsNotReported: _("Every co-unit must report before the final answer."),
+        errors.QuestionOpen: _("A question to the citizen is still open."),
+        errors.NoOpenQuestion: _("There is no open question on this case any more."),
+        errors.TrackNotSet: _("Please choose a track first."),
+        errors.CoUnitsNeedCoordinatedTrack: _("Co-units need the coordinated track."),
+        errors.RateLimited: _(
+            "You have filed {limit} messages in the last hour, the most we "
+            "accept. Please try again later, or add to an existing case."
+        ),
+        errors.IllegalTransition: _("That is not possible in the case's current state."),
+        errors.InvalidInput: _("That input is not valid. Please try again."),
+    }
+    for kind in type(error).__mro__:
+        if kind in messages:
+            try:
+                return messages[kind].format(**p)
+            except (KeyError, IndexError):
+                return messages[kind].format_map(_Blank())
+    return _("That is not possible right now.")
+
+
+class _Blank(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return "…"
+
+
+async def answer_quietly(query: CallbackQuery, text: str | None = None,
+                         show_alert: bool = False) -> None:
+    """Answer a button press; an expired query (e.g. a redelivered update) is not an error."""
+    try:
+        await query.answer(text, show_alert=show_alert)
+    except BadRequest as error:
+        logger.info("callback %s not answered: %s", query.id, error.message)
+
+
+async def stale_button(update: Update, context: Context) -> None:
+    """A button nobody handles: an old message, or forged data. Say so; change nothing."""
+    query = update.callback_query
+    if query is None:
+        return
+    t = t_for(update, context)
+    await answer_quietly(query, t.gettext("This button is no longer valid."))
+
+
+async def unknown_command(update: Update, context: Context) -> None:
+    """A command the bot does not know (private chats only; groups stay quiet)."""
+    if update.effective_message is None:
+        return
+    t = t_for(update, context)
+    await update.effective_message.reply_text(
+        t.gettext("I don't know that command. /help lists what I can do.")
+    )
+
+
+async def on_error(update: object, context: Context) -> None:
+    """Anything the handlers did not expect: logged once with the update id, never swallowed."""
+    logger.error("update %s failed", update_label(update), exc_info=context.error)
+    if isinstance(update, Update) and update.effective_chat is not None:
+        t = t_for(update, context)
+        try:
+            if update.callback_query is not None:
+                await update.callback_query.answer(
+                    t.gettext("Sorry, something went wrong. Nothing was lost; please try again."),
+                    show_alert=True,
+                )
+            elif update.effective_chat.type == ChatType.PRIVATE and update.effective_message:
+                await update.effective_message.reply_text(
+                    t.gettext("Sorry, something went wrong. Nothing was lost; please try again.")
+                )
+        except TelegramError:
+            logger.warning("could not tell update %s about the error", update_label(update))

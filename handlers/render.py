@@ -1,0 +1,500 @@
+"""Rendering outbox messages and cards in the reader's language.
+
+Every message the bot sends because something happened to a case is rendered here,
+at send time, from its key and parameters (and, for cards, the case's current state).
+User text is always escaped, and clipped so a message stays within Telegram's limits.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
+from bot.domain.case import Case, CaseState
+from bot.domain.policy import Policy, Track
+from bot.i18n import N_, Translator
+from storage.cases import load_case
+from storage.db import Database
+
+MESSAGE_LIMIT = 4096
+USER_TEXT_LIMIT = 3500  # leaves room for the template around it
+
+STATE_NAMES = {
+    CaseState.NEW: N_("waiting for the dispatch desk"),
+    CaseState.ASSIGNED: N_("assigned, waiting for the unit to sign for it"),
+    CaseState.IN_PROGRESS: N_("being handled"),
+    CaseState.ANSWERED: N_("answer under review"),
+    CaseState.REPLIED: N_("answered, waiting for your rating"),
+    CaseState.CLOSED: N_("closed"),
+    CaseState.REJECTED: N_("not accepted"),
+}
+TRACK_NAMES = {
+    Track.SPECIAL: N_("Special (urgent)"),
+    Track.ROUTINE: N_("Routine"),
+    Track.COORDINATED: N_("Coordinated"),
+    Track.HIGH_LEVEL: N_("High-level"),
+}
+REJECT_REASONS = {
+    "invalid": N_(
+        "the message could not be handled as it stands (for example, it lacks the "
+        "facts needed to act on it)"
+    ),
+    "duplicate": N_("it repeats a message that is already being handled"),
+    "out_of_scope": N_("it is outside what the city's units can handle through this channel"),
+}
+CLOSE_REASONS = {
+    "rated": N_("Thank you for your rating. The case is now closed."),
+    "not_rated": N_("We did not receive a rating, so the case has been closed. Thank you."),
+    "by_staff": N_("The case has been closed by the dispatch desk."),
+}
+RATINGS = {
+    "satisfied": N_("Satisfied"),
+    "basically_satisfied": N_("Basically satisfied"),
+    "unsatisfied": N_("Unsatisfied"),
+    "not_rated": N_("Not rated"),
+}
+
+
+def escape(text: str | None, limit: int = USER_TEXT_LIMIT) -> str:
+    """User text made safe for HTML, clipped to `limit` characters first."""
+    value = text or ""
+    if len(value) > limit:
+        value = value[: limit - 1] + "…"
+    return html.escape(value, quote=False)
+
+
+@dataclass
+class Rendered:
+    """A message ready to send: HTML text, optional buttons, files to send after it."""
+
+    text: str
+    keyboard: InlineKeyboardMarkup | None = None
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class RenderContext:
+    """What rendering needs: the reader's language, the policy, and read access to cases."""
+
+    t: Translator
+    policy: Policy
+    db: Database
+
+    def _(self, message: str) -> str:
+        return self.t.gettext(message)
+
+    def when(self, value: str | datetime | None) -> str:
+        """A stored ISO time or datetime in the city's time zone and the reader's style."""
+        if value is None:
+            return "—"
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+        return self.t.datetime(moment, self.policy.calendar.tz)
+
+    def unit(self, code: str | None) -> str:
+        """A unit's name in the reader's language."""
+        if not code:
+            return "—"
+        unit = self.policy.units.get(code)
+        return html.escape(unit.name_in(self.t.language) if unit else code)
+
+    def category(self, code: str) -> str:
+        """A category's name in the reader's language."""
+        item = self.policy.categories.get(code)
+        return html.escape(item.name_in(self.t.language) if item else code)
+
+    def district(self, code: str) -> str:
+        """A district's name in the reader's language."""
+        item = self.policy.districts.get(code)
+        return html.escape(item.name_in(self.t.language) if item else code)
+
+
+def rating_keyboard(ctx: RenderContext, case_id: int) -> InlineKeyboardMarkup:
+    """The three rating buttons of a published answer."""
+    _ = ctx._
+    return InlineKeyboardMarkup(
+        [
+            [InlineKeyboardButton("😊 " + _("Satisfied"), callback_data=f"r:{case_id}:s")],
+            [
+                InlineKeyboardButton(
+                    "🙂 " + _("Basically satisfied"), callback_data=f"r:{case_id}:b"
+                )
+            ],
+            [InlineKeyboardButton("☹️ " + _("Unsatisfied"), callback_data=f"r:{case_id}:u")],
+        ]
+    )
+
+
+def reply_keyboard(ctx: RenderContext, case_id: int) -> InlineKeyboardMarkup:
+    """The button under a relayed question."""
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton("✍️ " + ctx._("Reply"), callback_data=f"q:{case_id}")]]
+    )
+
+
+def case_summary(ctx: RenderContext, case: Case, *, with_text: bool = True) -> str:
+    """Number, category, district and (optionally) the citizen's text."""
+    _ = ctx._
+    lines = [
+        f"<b>{case.number}</b>",
+        f"{_('Category')}: {ctx.category(case.category)}",
+        f"{_('District')}: {ctx.district(case.district)}",
+    ]
+    if case.location:
+        lines.append(f"{_('Location')}: {case.location[0]:.5f}, {case.location[1]:.5f}")
+    if with_text:
+        lines += ["", escape(case.text)]
+    return "\n".join(lines)
+
+
+def next_deadline(case: Case) -> tuple[str, datetime] | None:
+    """The nearest open stage deadline of the lead unit: what the citizen waits for next."""
+    lead = case.lead
+    if lead is None or not case.is_open:
+        return None
+    stages = lead.open_stage_deadlines()
+    if not stages:
+        return None
+    stage = min(stages, key=lambda s: stages[s])
+    return stage, stages[stage]
+
+
+STAGE_NAMES = {
+    "sign": N_("sign-for by the unit"),
+    "reply": N_("first reply"),
+    "resolve": N_("final answer"),
+}
+
+
+async def _case(ctx: RenderContext, params: dict[str, Any]) -> Case:
+    if "case_id" in params:
+        return await load_case(ctx.db, case_id=int(params["case_id"]))
+    return await load_case(ctx.db, number=str(params["number"]))
+
+
+# -- the citizen's messages ----------------------------------------------------------------
+
+
+async def citizen_case_filed(ctx: RenderContext, p: dict[str, Any]) -> Rendered:
+    case = await _case(ctx, p)
+    _ = ctx._
+    routine = ctx.policy.track(Track.ROUTINE)
+    calendar = ctx.policy.calendar
+    # The desk assigns within a working day; the unit's reply clock runs from there.
+    expected = routine.reply.after(calendar.add_working_days(case.filed_at, 1), calendar)
+    text = "\n".join(
+        [
+            "✅ " + _("Your message has been filed as <b>{number}</b>.").format(number=case.number),
+            "",
+            _(
+                "What happens next: the dispatch desk passes it to the responsible unit. The unit "
+                "signs for it within 1 working day, replies within 3 and resolves it within 7."
+            ),
+            _("Expected first reply: by {date}.").format(date=ctx.when(expected)),
+            "",
+            _("Every answer will reach you here. Use /my to follow your cases."),
+        ]
+    )
+    return Rendered(text)
+
+
+async def citizen_case_assigned(ctx: RenderContext, p: dict[str, Any]) -> Rendered:
+    case = await _case(ctx, p)
+    _ = ctx._
+    lead = case.lead
+    lines = [
+        _("Your case <b>{number}</b> has been passed to {unit}.").format(
+            number=case.number, unit=ctx.unit(p.get("unit"))
+        )
+    ]
+    if lead is not None:
+        lines.append(_("First reply due by {date}.").format(date=ctx.when(lead.reply_due)))
+    return Rendered("\n".join(lines))
+
+
+async def citizen_case_signed(ctx: RenderContext, p: dict[str, Any]) -> Rendered:
+    return Rendered(
+        ctx._("{unit} has signed for your case <b>{number}</b> and is handling it.").format(
+            unit=ctx.unit(p.get("unit")), number=p["number"]
+        )
+    )
+
+
+async def citizen_case_rejected(ctx: RenderContext, p: dict[str, Any]) -> Rendered:
+    _ = ctx._
+    reason = REJECT_REASONS.get(str(p.get("reason")), N_("it could not be accepted"))
+    lines = [
+        _("Your message <b>{number}</b> was not accepted as a case, because {reason}.").format(
+            number=p["number"], reason=_(reason)
+        ),
+    ]
+    if p.get("duplicate_of"):
+        lines.append(
+            _("It is being handled together with case <b>{original}</b>.").format(
+                original=html.escape(str(p["duplicate_of"]))
+            )
+        )
+    if p.get("note"):
+        lines.append(_("Note from the desk: {note}").format(note=escape(p["note"])))
+    lines.append(_("You are welcome to send a new message with more details."))
+    return Rendered("\n".join(lines))
+
+
+async def citizen_extension(ctx: RenderContext, p: dict[str, Any]) -> Rendered:
+    return Rendered(
+        ctx._(
+            "The deadline for the final answer to your case <b>{number}</b> has been extended "
+            "to {date}. Reason: {reason}"
+        ).format(number=p["number"], date=ctx.when(p["new_due"]), reason=escape(p.get("reason")))
+    )
+
+
+async def citizen_interim_answer(ctx: RenderContext, p: dict[str, Any]) -> Rendered:
+    return Rendered(
+        ctx._("💬 Progress on your case <b>{number}</b> from {unit}:").format(
+            number=p["number"], unit=ctx.unit(p.get("unit"))
+        )
+        + "\n\n"
+        + escape(p.get("text"))
+    )
+
+
+async def citizen_final_answer(ctx: RenderContext, p: dict[str, Any]) -> Rendered:
+    case = await _case(ctx, p)
+    _ = ctx._
+    text = "\n".join(
+        [
+            "📮 "
+            + _("Answer to your case <b>{number}</b> from {unit}:").format(
+                number=case.number, unit=ctx.unit(p.get("unit"))
+            ),
+            "",
+            escape(p.get("text")),
+            "",
+            _("Are you satisfied with this answer? Please tap one of the buttons below."),
+        ]
+    )
+    keyboard = rating_keyboard(ctx, case.id or 0) if case.state == CaseState.REPLIED else None
+    return Rendered(text, keyboard, list(p.get("attachments") or []))
+
+
+async def citizen_rating_reminder(ctx: RenderContext, p: dict[str, Any]) -> Rendered:
+    case = await _case(ctx, p)
+    keyboard = rating_keyboard(ctx, case.id or 0) if case.state == CaseState.REPLIED else None
+    return Rendered(
+        ctx._(
+            "A reminder: how satisfied are you with the answer to your case "
+            "<b>{number}</b>? Your rating helps us improve."
+        ).format(number=case.number),
+        keyboard,
+    )
+
+
+async def citizen_case_reopened(ctx: RenderContext, p: dict[str, Any]) -> Rendered:
+    return Rendered(
+        ctx._(
+            "Your case <b>{number}</b> has been reopened and will be handled "
+            "again. We will keep you informed."
+        ).format(number=p["number"])
+    )
+
+
+async def citizen_case_closed(ctx: RenderContext, p: dict[str, Any]) -> Rendered:
+    reason = CLOSE_REASONS.get(str(p.get("reason")), CLOSE_REASONS["by_staff"])
+    return Rendered(f"<b>{p['number']}</b>: " + ctx._(reason))
+
+
+async def citizen_question(ctx: RenderContext, p: dict[str, Any]) -> Rendered:
+    case = await _case(ctx, p)
+    return Rendered(
+        ctx._("❓ The unit handling your case <b>{number}</b> asks:").format(number=case.number)
+        + "\n\n"
+        + escape(p.get("text"))
+        + "\n\n"
+        + ctx._("Tap Reply (or reply to this message) to answer."),
+        reply_keyboard(ctx, case.id or 0),
+    )
+
+
+async def citizen_contact(ctx: RenderContext, p: dict[str, Any]) -> Rendered:
+    case = await _case(ctx, p)
+    return Rendered(
+        ctx._("📞 A message from the dispatch desk about your case <b>{number}</b>:").format(
+            number=case.number
+        )
+        + "\n\n"
+        + escape(p.get("text"))
+        + "\n\n"
+        + ctx._("Tap Reply (or reply to this message) to answer."),
+        reply_keyboard(ctx, case.id or 0),
+    )
+
+
+# -- staff and units (buttons come with the desk and unit handlers) -----------------------
+
+
+def _deadlines(ctx: RenderContext, case: Case, unit: str | None = None) -> list[str]:
+    _ = ctx._
+    lines: list[str] = []
+    for assignment in case.assignments:
+        if assignment.round != case.round or not assignment.is_active:
+            continue
+        if unit is not None and assignment.unit_code != unit:
+            continue
+        for stage, due in assignment.open_stage_deadlines().items():
+            lines.append(
+                f"⏰ {ctx.unit(assignment.unit_code)} · {_(STAGE_NAMES[stage])}: {ctx.when(due)}"
+            )
+    return lines
+
+
+async def card_desk(ctx: RenderContext, p: dict[str, Any]) -> Rendered:
+    case = await _case(ctx, p)
+    _ = ctx._
+    lines = ["🗂 " + case_summary(ctx, case), ""]
+    lines.append(f"{_('State')}: {_(STATE_NAMES[case.state])}")
+    if case.track:
+        lines.append(f"{_('Track')}: {_(TRACK_NAMES[case.track])}")
+    if case.handling_units:
+        lines.append(f"{_('Units')}: " + "、".join(ctx.unit(u) for u in case.handling_units))
+    elif case.state == CaseState.NEW:
+        suggested = ctx.policy.suggest_units(case.category, case.district)
+        if suggested:
+            lines.append(f"{_('Suggested')}: " + "、".join(ctx.unit(u) for u in suggested))
+    if case.returns_count:
+        lines.append(_("Returned {n} time(s)").format(n=case.returns_count))
+    lines += _deadlines(ctx, case)
+    return Rendered("\n".join(lines))
+
+
+async def card_unit(ctx: RenderContext, p: dict[str, Any]) -> Rendered:
+    case = await _case(ctx, p)
+    _ = ctx._
+    unit = str(p.get("unit"))
+    lines = ["📋 " + case_summary(ctx, case), ""]
+    lines.append(f"{_('State')}: {_(STATE_NAMES[case.state])}")
+    lines += _deadlines(ctx, case, unit)
+    return Rendered("\n".join(lines))
+
+
+def _simple(
+    message: str, *fields: str
+) -> Callable[[RenderContext, dict[str, Any]], Awaitable[Rendered]]:
+    """A message whose template takes the case number plus escaped text fields."""
+
+    async def render(ctx: RenderContext, p: dict[str, Any]) -> Rendered:
+        values: dict[str, str] = {"number": html.escape(str(p.get("number", "")))}
+        for name in fields:
+            value = p.get(name)
+            if name in ("unit", "from_unit"):
+                values[name] = ctx.unit(value)
+            elif name in ("new_due",):
+                values[name] = ctx.when(value)
+            elif name == "rating":
+                values[name] = ctx._(RATINGS.get(str(value), str(value)))
+            else:
+                values[name] = escape(None if value is None else str(value))
+        return Rendered(ctx._(message).format(**values))
+
+    return render
+
+
+RENDERERS: dict[str, Callable[[RenderContext, dict[str, Any]], Awaitable[Rendered]]] = {
+    "citizen.case_filed": citizen_case_filed,
+    "citizen.case_assigned": citizen_case_assigned,
+    "citizen.case_signed": citizen_case_signed,
+    "citizen.case_rejected": citizen_case_rejected,
+    "citizen.extension": citizen_extension,
+    "citizen.interim_answer": citizen_interim_answer,
+    "citizen.final_answer": citizen_final_answer,
+    "citizen.rating_reminder": citizen_rating_reminder,
+    "citizen.case_reopened": citizen_case_reopened,
+    "citizen.case_closed": citizen_case_closed,
+    "citizen.question": citizen_question,
+    "citizen.contact": citizen_contact,
+    "card.desk": card_desk,
+    "card.unit": card_unit,
+    "desk.case_returned": _simple(
+        N_("↩️ <b>{number}</b> was returned by {unit}: {note}"), "unit", "note"
+    ),
+    "desk.extension_request": _simple(
+        N_("⏳ {unit} asks to extend <b>{number}</b> to {new_due}: {reason}"),
+        "unit",
+        "new_due",
+        "reason",
+    ),
+    "desk.review_request": _simple(
+        N_("📝 Final answer to <b>{number}</b> from {unit}, waiting for review:\n\n{text}"),
+        "unit",
+        "text",
+    ),
+    "desk.reopened_to_desk": _simple(
+        N_("🔁 <b>{number}</b> was rated unsatisfied again and is back at the desk: {comment}"),
+        "comment",
+    ),
+    "desk.citizen_answer": _simple(
+        N_("💬 The citizen answered about <b>{number}</b>:\n\n{text}"), "text"
+    ),
+    "unit.return_unfounded": _simple(
+        N_(
+            "The desk ruled the return of <b>{number}</b> unfounded; the case is yours again "
+            "and cannot be returned a second time. {note}"
+        ),
+        "note",
+    ),
+    "unit.extension_approved": _simple(
+        N_("✅ Extension of <b>{number}</b> approved: new deadline {new_due}."), "new_due"
+    ),
+    "unit.extension_denied": _simple(
+        N_("❌ Extension of <b>{number}</b> denied; the deadline stays."), "new_due"
+    ),
+    "unit.co_unit_input": _simple(
+        N_("🤝 Input from {from_unit} on <b>{number}</b>:\n\n{text}"), "from_unit", "text"
+    ),
+    "unit.co_input_waived": _simple(
+        N_("The desk allows the final answer to <b>{number}</b> without waiting for every co-unit.")
+    ),
+    "unit.answer_sent_back": _simple(
+        N_("↩️ The final answer to <b>{number}</b> was sent back by the desk: {comment}"), "comment"
+    ),
+    "unit.case_rated": _simple(
+        N_("⭐ The citizen rated <b>{number}</b>: {rating}. {comment}"), "rating", "comment"
+    ),
+    "unit.case_reopened": _simple(
+        N_("🔁 <b>{number}</b> was reopened (round {round}): {comment}"), "round", "comment"
+    ),
+    "unit.appeal_accepted": _simple(
+        N_("✅ Your appeal on <b>{number}</b> was accepted: the rating no longer counts.")
+    ),
+    "unit.appeal_rejected": _simple(N_("❌ Your appeal on <b>{number}</b> was rejected.")),
+    "unit.leader_instruction": _simple(
+        N_("📌 Leader's instruction on <b>{number}</b>:\n\n{text}"), "text"
+    ),
+    "unit.citizen_answer": _simple(
+        N_("💬 The citizen answered your question on <b>{number}</b>:\n\n{text}"), "text"
+    ),
+    "supervision.escalation": _simple(
+        N_("🚨 <b>{number}</b> is escalated to supervision ({reason})."), "reason"
+    ),
+    "supervision.appeal_request": _simple(
+        N_("⚖️ {unit} appeals the unsatisfied rating of <b>{number}</b>: {reason}"), "unit", "reason"
+    ),
+    "leaders.escalation": _simple(
+        N_("🚨 <b>{number}</b> is escalated to the leaders ({reason})."), "reason"
+    ),
+    "leaders.special_report": _simple(
+        N_("📣 Special report: <b>{number}</b> is now on the high-level track.")
+    ),
+}
+
+
+async def render(ctx: RenderContext, key: str, params: dict[str, Any]) -> Rendered:
+    """Render an outbox message; KeyError for a key nobody knows (a programming error)."""
+    rendered = await RENDERERS[key](ctx, params)
+    if len(rendered.text) > MESSAGE_LIMIT:
+        rendered.text = rendered.text[: MESSAGE_LIMIT - 1] + "…"
+    return rendered

@@ -1,0 +1,159 @@
+"""What the outbox sender reads and writes: pending rows, recipients, cards, results."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from storage.db import Database
+
+
+@dataclass(frozen=True)
+class PendingMessage:
+    """An outbox row waiting to be sent."""
+
+    id: int
+    case_id: int | None
+    recipient_kind: str
+    recipient_ref: str | None
+    key: str
+    params: dict[str, Any]
+    card_key: str | None
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Where a message goes and in which language."""
+
+    chat_id: int
+    language: str | None
+    is_group: bool
+
+
+async def pending(db: Database, now_db: int, limit: int = 200) -> list[PendingMessage]:
+    """Rows due for (another) attempt, oldest first."""
+    rows = await db.fetch_all(
+        "SELECT id, case_id, recipient_kind, recipient_ref, message_key, params, card_key,"
+        " attempts FROM outbox WHERE state = 'pending' AND next_attempt_at <= ?"
+        " ORDER BY id LIMIT ?",
+        (now_db, limit),
+    )
+    return [
+        PendingMessage(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7]) for r in rows
+    ]
+
+
+async def resolve_recipient(db: Database, kind: str, ref: str | None) -> Recipient | None:
+    """The chat of a recipient (None while a group is not bound yet)."""
+    if kind == "user":
+        row = await db.fetch_one("SELECT language FROM users WHERE id = ?", (int(ref or 0),))
+        return Recipient(int(ref or 0), row[0] if row else None, False)
+    binding = f"unit:{ref}" if kind == "unit" else kind
+    row = await db.fetch_one(
+        "SELECT chat_id, language FROM chat_bindings WHERE binding = ?", (binding,)
+    )
+    return Recipient(int(row[0]), row[1], True) if row else None
+
+
+async def card_message(db: Database, card_key: str) -> tuple[int, int] | None:
+    """(chat id, message id) of a card already shown."""
+    row = await db.fetch_one(
+        "SELECT chat_id, message_id FROM cards WHERE card_key = ?", (card_key,)
+    )
+    return (int(row[0]), int(row[1])) if row else None
+
+
+async def mark_sent(
+    db: Database,
+    message: PendingMessage,
+    chat_id: int,
+    message_id: int | None,
+    now_db: int,
+) -> None:
+    """Record a delivery (and where a card now lives)."""
+    async with db.unit_of_work() as uow:
+        await uow.execute(
+            "UPDATE outbox SET state = 'sent', sent_at = ?, chat_id = ?, message_id = ?,"
+            " attempts = attempts + 1, error = NULL WHERE id = ? AND state = 'pending'",
+            (now_db, chat_id, message_id, message.id),
+        )
+        if message.card_key and message_id is not None:
+            await uow.execute(
+                "INSERT INTO cards(card_key, chat_id, message_id, updated_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT(card_key) DO UPDATE SET chat_id = excluded.chat_id,"
+                " message_id = excluded.message_id, updated_at = excluded.updated_at",
+                (message.card_key, chat_id, message_id, now_db),
+            )
+        await uow.commit()
+
+
+async def mark_superseded(db: Database, ids: list[int], now_db: int) -> None:
+    """Card refreshes made redundant by a later refresh of the same card."""
+    if not ids:
+        return
+    async with db.unit_of_work() as uow:
+        await uow.execute_many(
+            "UPDATE outbox SET state = 'sent', sent_at = ?, error = 'superseded'"
+            " WHERE id = ? AND state = 'pending'",
+            [(now_db, i) for i in ids],
+        )
+        await uow.commit()
+
+
+async def mark_retry(db: Database, message_id: int, next_db: int, error: str) -> None:
+    """Try again later."""
+    async with db.unit_of_work() as uow:
+        await uow.execute(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, error = ?"
+            " WHERE id = ? AND state = 'pending'",
+            (next_db, error[:500], message_id),
+        )
+        await uow.commit()
+
+
+async def mark_failed(db: Database, message_id: int, error: str) -> None:
+    """Give up on a row; staff see it (and `wenzheng doctor` lists it)."""
+    async with db.unit_of_work() as uow:
+        await uow.execute(
+            "UPDATE outbox SET state = 'failed', attempts = attempts + 1, error = ?"
+            " WHERE id = ? AND state = 'pending'",
+            (error[:500], message_id),
+        )
+        await uow.commit()
+
+
+async def mark_user_blocked(db: Database, user_id: int, blocked: bool = True) -> None:
+    """The user blocked the bot (or wrote again after unblocking it)."""
+    async with db.unit_of_work() as uow:
+        await uow.execute("UPDATE users SET is_blocked = ? WHERE id = ?", (int(blocked), user_id))
+        await uow.commit()
+
+
+async def migrate_chat(db: Database, old_chat_id: int, new_chat_id: int) -> None:
+    """A group became a supergroup: its binding and cards follow the new id."""
+    async with db.unit_of_work() as uow:
+        await uow.execute(
+            "UPDATE chat_bindings SET chat_id = ? WHERE chat_id = ?", (new_chat_id, old_chat_id)
+        )
+        # Cards in the old group cannot be edited any more; they are posted anew.
+        await uow.execute("DELETE FROM cards WHERE chat_id = ?", (old_chat_id,))
+        await uow.commit()
+
+
+async def drop_card(db: Database, card_key: str) -> None:
+    """Forget a card whose message is gone, so the next refresh posts it anew."""
+    async with db.unit_of_work() as uow:
+        await uow.execute("DELETE FROM cards WHERE card_key = ?", (card_key,))
+        await uow.commit()
+
+
+async def oldest_pending_id(db: Database, kind: str, ref: str | None) -> int | None:
+    """The id of a recipient's oldest pending row (due or not)."""
+    row = await db.fetch_one(
+        "SELECT min(id) FROM outbox WHERE state = 'pending' AND recipient_kind = ?"
+        " AND recipient_ref IS ?",
+        (kind, ref),
+    )
+    return int(row[0]) if row and row[0] is not None else None

@@ -1,0 +1,98 @@
+"""The real application, polling the Bot API simulator over HTTP, on a real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bot import app as bot_app
+from bot import services
+from bot.clock import FrozenClock
+from bot.config import Settings
+from bot.domain.policy import Policy
+from sandbox import BotApiSimulator
+from storage.db import Database, to_db
+
+
+@dataclass
+class Harness:
+    """Everything a scenario needs: the simulator, the running bot and its database."""
+
+    sim: BotApiSimulator
+    app: bot_app.WenzhengApp
+    db: Database
+    clock: FrozenClock
+    path: Path
+    settings: Settings
+    policy: Policy
+
+    @property
+    def svc(self) -> services.Services:
+        """The bot's services (for arranging state the scenario does not act out)."""
+        assert self.app.bot_data.services is not None
+        return self.app.bot_data.services
+
+    async def restart(self) -> None:
+        """Stop the bot cleanly and start a new one on the same database."""
+        await bot_app.stop(self.app)
+        await self.db.close()
+        self.db = Database(self.path)
+        await self.db.connect()
+        self.app = bot_app.create_application(
+            self.settings, policy=self.policy, clock=self.clock, db=self.db,
+            persistence_interval=0.1,
+        )
+        await bot_app.start(self.app, poll_timeout=1)
+
+    async def drained(self, within: float = 5.0) -> None:
+        """Wait until the outbox has nothing due (rows for unbound groups may wait on)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while True:
+            await self.sim.idle()
+            due = await self.count(
+                "SELECT count(*) FROM outbox WHERE state = 'pending' AND next_attempt_at <= ?",
+                to_db(self.clock.now()),
+            )
+            if due == 0:
+                return
+            if loop.time() > deadline:
+                raise AssertionError(f"{due} outbox rows still due after {within}s")
+            await asyncio.sleep(0.02)
+
+    async def count(self, sql: str, *params: object) -> int:
+        """A count from the bot's database."""
+        row = await self.db.fetch_one(sql, params)
+        assert row is not None
+        return int(row[0])
+
+
+@pytest.fixture
+async def harness(tmp_path: Path, policy: Policy, clock: FrozenClock) -> AsyncIterator[Harness]:
+    """A running bot against a fresh simulator and database."""
+    async with BotApiSimulator(seed=11) as sim:
+        settings = Settings(token=sim.token, api_base_url=sim.base_url,
+                            file_base_url=sim.file_base_url, admins=(1000,),
+                            database=tmp_path / "bot.db")
+        db = Database(settings.database)
+        await db.connect()
+        app = bot_app.create_application(settings, policy=policy, clock=clock, db=db,
+                                         persistence_interval=0.1)
+        await bot_app.start(app, poll_timeout=1)
+        h = Harness(sim, app, db, clock, settings.database, settings, policy)
+        try:
+            yield h
+        finally:
+            await bot_app.stop(h.app)
+            await h.db.close()
+
+
+def label(language: str, text: str) -> str:
+    """A button label or message fragment as the bot shows it in a language."""
+    from bot.i18n import translator
+
+    return translator(language).gettext(text)
