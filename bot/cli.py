@@ -141,6 +141,31 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return asyncio.run(_init(settings))
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the bot (long polling)."""
+    settings = Settings.from_env()
+    if not settings.token:
+        print(
+            "WENZHENG_TOKEN is not set: the bot needs a token from @BotFather to talk to "
+            "Telegram.\n"
+            "  export WENZHENG_TOKEN=123456:ABC...   (or put it in a .env file)\n"
+            "To see Wenzheng work without a token or network, run the offline demo:\n"
+            "  ./dev demo",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    try:
+        policy = load_policy(settings.policy)
+    except PolicyError as error:
+        print(f"Policy error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    from bot.app import run_polling
+
+    logging.getLogger().setLevel(settings.log_level)
+    asyncio.run(run_polling(settings, policy, Clock()))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command."""
     parser = argparse.ArgumentParser(
@@ -154,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
         "file", nargs="?", help=f"policy TOML (default: WENZHENG_POLICY or {EXAMPLE_POLICY.name})"
     )
     check.set_defaults(handler=cmd_check_policy)
+    run = commands.add_parser("run", help="run the bot (long polling)")
+    run.set_defaults(handler=cmd_run)
     init = commands.add_parser("init", help="create or migrate the database, load policy units")
     init.set_defaults(handler=cmd_init)
     migrate = commands.add_parser("migrate", help="apply pending schema migrations")

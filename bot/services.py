@@ -798,3 +798,53 @@ async def remove_liaison(
         changed = await directory.remove_liaison(uow, unit_code, target)
         await uow.commit()
     return changed
+
+
+async def bind_chat(
+    svc: Services,
+    user_id: int | None,
+    chat_id: int,
+    purpose: str,
+    *,
+    unit_code: str | None = None,
+    title: str | None = None,
+    system: bool = False,
+) -> str:
+    """An admin binds a group chat to the dispatch desk, supervision, leaders or a unit.
+
+    Returns the binding name. A chat plays one part only, and a part has one chat:
+    binding a chat that already plays another part is refused.
+    """
+    if purpose not in ("dispatch", "supervision", "leaders", "unit"):
+        raise errors.UnknownCode(purpose, kind="binding", code=purpose)
+    if (purpose == "unit") != (unit_code is not None):
+        raise errors.InvalidInput("unit_code", field="unit_code")
+    binding = f"unit:{unit_code}" if unit_code else purpose
+    now_db = to_db(svc.clock.now()) or 0
+    async with svc.db.unit_of_work() as uow:
+        if not system:
+            await _authorize(svc, uow, user_id, Action.MANAGE, None, None)
+        if unit_code is not None and await directory.unit_is_active(uow, unit_code) is None:
+            raise errors.UnknownCode(unit_code, kind="unit", code=unit_code)
+        existing = await uow.fetch_one(
+            "SELECT binding FROM chat_bindings WHERE chat_id = ?", (chat_id,)
+        )
+        if existing is not None and existing[0] != binding:
+            raise errors.ChatAlreadyBound(str(chat_id), binding=existing[0])
+        await uow.execute(
+            "INSERT INTO chat_bindings(binding, chat_id, purpose, unit_code, title, bound_by,"
+            " bound_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT(binding) DO UPDATE SET chat_id = excluded.chat_id,"
+            " title = excluded.title, bound_by = excluded.bound_by,"
+            " bound_at = excluded.bound_at, is_reachable = 1",
+            (binding, chat_id, purpose, unit_code, title, user_id, now_db),
+        )
+        # Messages that waited for this group can go now.
+        await uow.execute(
+            "UPDATE outbox SET next_attempt_at = ? WHERE state = 'pending'"
+            " AND recipient_kind = ? AND recipient_ref IS ?",
+            (now_db, purpose, unit_code),
+        )
+        await uow.commit()
+    logger.info("chat %s bound as %s", chat_id, binding)
+    return binding

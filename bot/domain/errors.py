@@ -133,3 +133,9 @@ class DuplicateUpdate(DomainError):
     """This Telegram update was processed before; nothing happens twice."""
 
     key = "error.duplicate_update"
+
+
+class ChatAlreadyBound(DomainError):
+    """The group already plays another part."""
+
+    key = "error.chat_already_bound"

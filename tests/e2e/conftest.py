@@ -54,8 +54,12 @@ class Harness:
         deadline = loop.time() + within
         while True:
             await self.sim.idle()
+            # Due rows the sender could send now: not waiting behind an earlier row.
             due = await self.count(
-                "SELECT count(*) FROM outbox WHERE state = 'pending' AND next_attempt_at <= ?",
+                "SELECT count(*) FROM outbox o WHERE state = 'pending' AND next_attempt_at <= ?"
+                " AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.state = 'pending'"
+                " AND p.recipient_kind = o.recipient_kind AND p.recipient_ref IS o.recipient_ref"
+                " AND p.id < o.id)",
                 to_db(self.clock.now()),
             )
             if due == 0:

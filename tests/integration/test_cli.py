@@ -54,3 +54,10 @@ def test_the_console_script_runs():
     done = subprocess.run([sys.executable, "-m", "bot.cli", "check-policy"],
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
+
+
+def test_run_without_a_token_explains_and_exits_2(monkeypatch, capsys):
+    monkeypatch.delenv("WENZHENG_TOKEN", raising=False)
+    assert main(["run"]) == 2
+    err = capsys.readouterr().err
+    assert "WENZHENG_TOKEN" in err and "demo" in err
