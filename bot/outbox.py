@@ -28,7 +28,7 @@ from bot.clock import Clock
 from bot.domain.policy import Policy
 from bot.i18n import translator
 from handlers.render import RenderContext, Rendered, render
-from storage import delivery
+from storage import delivery, directory
 from storage.db import Database, to_db
 from storage.delivery import PendingMessage
 
@@ -142,7 +142,8 @@ class OutboxSender:
         if recipient is None:
             await self._retry(row, "recipient group is not bound yet")
             return False
-        ctx = RenderContext(translator(recipient.language), self.policy, self.db)
+        ctx = RenderContext(translator(recipient.language), self.policy, self.db,
+                            await directory.unit_names(self.db))
         try:
             rendered = await render(ctx, row.key, row.params)
         except Exception as error:

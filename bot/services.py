@@ -8,14 +8,16 @@ update id as already done.
 from __future__ import annotations
 
 import logging
+import re
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from bot.clock import Clock
 from bot.domain import errors
-from bot.domain.case import Actor, Case, RejectReason, Role
+from bot.domain.case import Actor, Case, RejectReason, Role, check_text
 from bot.domain.notifications import messages_for
 from bot.domain.permissions import ALLOWED, Action, staff_role_for
 from bot.domain.policy import Policy
@@ -436,6 +438,64 @@ async def waive_co_unit_input(
     return case
 
 
+async def add_co_unit(
+    svc: Services, user_id: int, number: str, unit_code: str, *, update_id: int | None = None
+) -> Case:
+    """The desk adds a co-unit to a coordinated case."""
+    now = svc.clock.now()
+    async with svc.db.unit_of_work() as uow:
+        await mark_update_processed(uow, update_id, to_db(now) or 0)
+        await _authorize(svc, uow, user_id, Action.ASSIGN, None, None)
+        case = await load_case(uow, number=number)
+        actor = await _authorize(svc, uow, user_id, Action.ASSIGN, case, None)
+        await _require_active_units(uow, (unit_code,))
+        case.add_co_unit(unit_code, actor, now, svc.policy)
+        await _persist(uow, case, now)
+        await uow.commit()
+    return case
+
+
+async def reassign_case(
+    svc: Services, user_id: int, number: str, unit_code: str, *, update_id: int | None = None
+) -> Case:
+    """The desk moves a case to another unit: a returned one by ruling, an active one anew."""
+    now = svc.clock.now()
+    async with svc.db.unit_of_work() as uow:
+        await mark_update_processed(uow, update_id, to_db(now) or 0)
+        await _authorize(svc, uow, user_id, Action.ASSIGN, None, None)
+        case = await load_case(uow, number=number)
+        actor = await _authorize(svc, uow, user_id, Action.ASSIGN, case, None)
+        await _require_active_units(uow, (unit_code,))
+        if case.state == "new":
+            case.assign(unit_code, actor, now, svc.policy)
+        else:
+            case.reassign(unit_code, actor, now, svc.policy)
+        await _persist(uow, case, now)
+        await uow.commit()
+    return case
+
+
+async def extend_deadline(
+    svc: Services,
+    user_id: int,
+    number: str,
+    new_due: datetime,
+    reason: str,
+    *,
+    update_id: int | None = None,
+) -> Case:
+    """The desk moves the resolve deadline itself (the citizen is told why)."""
+    case, _ = await _act(
+        svc,
+        user_id=user_id,
+        action=Action.DECIDE_EXTENSION,
+        number=number,
+        update_id=update_id,
+        change=lambda c, a, now: c.grant_extension(new_due, reason, a, now, svc.policy),
+    )
+    return case
+
+
 # -- the units -------------------------------------------------------------------------------
 
 
@@ -848,3 +908,177 @@ async def bind_chat(
         await uow.commit()
     logger.info("chat %s bound as %s", chat_id, binding)
     return binding
+
+
+async def revoke_role(
+    svc: Services, user_id: int | None, target: int, role: str, *, system: bool = False
+) -> bool:
+    """An admin takes a staff role away."""
+    if role not in ("admin", "dispatcher", "supervisor", "leader"):
+        raise errors.UnknownCode(role, kind="role", code=role)
+    async with svc.db.unit_of_work() as uow:
+        if not system:
+            await _authorize(svc, uow, user_id, Action.MANAGE, None, None)
+        changed = await directory.revoke_role(uow, target, role)
+        await uow.commit()
+    return changed
+
+
+@dataclass(frozen=True)
+class UnitRow:
+    """A unit as admins see it."""
+
+    code: str
+    name: str
+    parent: str | None
+    is_active: bool
+    liaisons: int
+    bound: bool
+
+
+async def list_units(svc: Services, user_id: int) -> list[UnitRow]:
+    """Every unit with its liaison count and whether its group is bound (staff only)."""
+    async with svc.db.unit_of_work() as uow:
+        await _authorize(svc, uow, user_id, Action.VIEW_CASE, None, None)
+        rows = await uow.fetch_all(
+            "SELECT u.code, u.name, u.parent_code, u.is_active,"
+            " (SELECT count(*) FROM liaisons l WHERE l.unit_code = u.code),"
+            " EXISTS (SELECT 1 FROM chat_bindings b WHERE b.unit_code = u.code)"
+            " FROM units u ORDER BY u.code"
+        )
+    return [UnitRow(r[0], r[1], r[2], bool(r[3]), r[4], bool(r[5])) for r in rows]
+
+
+_UNIT_CODE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
+
+
+async def save_unit(
+    svc: Services,
+    user_id: int | None,
+    code: str,
+    name: str,
+    parent: str | None = None,
+    *,
+    create: bool,
+    system: bool = False,
+) -> None:
+    """An admin adds a unit, or renames one."""
+    if not _UNIT_CODE.match(code):
+        raise errors.InvalidInput("code", field="code")
+    cleaned = check_text(name, limit=100, field_name="name")
+    now_db = to_db(svc.clock.now()) or 0
+    async with svc.db.unit_of_work() as uow:
+        if not system:
+            await _authorize(svc, uow, user_id, Action.MANAGE, None, None)
+        exists = await directory.unit_is_active(uow, code) is not None
+        if parent is not None and await directory.unit_is_active(uow, parent) is None:
+            raise errors.UnknownCode(parent, kind="unit", code=parent)
+        if create and exists:
+            raise errors.InvalidInput("code", field="code", code=code)
+        if not create and not exists:
+            raise errors.UnknownCode(code, kind="unit", code=code)
+        if create:
+            await uow.execute(
+                "INSERT INTO units(code, name, parent_code, created_at) VALUES (?, ?, ?, ?)",
+                (code, cleaned, parent, now_db),
+            )
+        else:
+            await uow.execute(
+                "UPDATE units SET name = ?, parent_code = coalesce(?, parent_code) WHERE code = ?",
+                (cleaned, parent, code),
+            )
+        await uow.commit()
+
+
+async def set_unit_active(
+    svc: Services, user_id: int | None, code: str, active: bool, *, system: bool = False
+) -> None:
+    """An admin disables a unit (no new assignments) or enables it again."""
+    async with svc.db.unit_of_work() as uow:
+        if not system:
+            await _authorize(svc, uow, user_id, Action.MANAGE, None, None)
+        if await directory.unit_is_active(uow, code) is None:
+            raise errors.UnknownCode(code, kind="unit", code=code)
+        await uow.execute("UPDATE units SET is_active = ? WHERE code = ?", (int(active), code))
+        await uow.commit()
+
+
+JOIN_CODE_LIFETIME = timedelta(days=7)
+
+
+async def issue_join_code(svc: Services, user_id: int, unit_code: str) -> str:
+    """Staff issue a one-time code a liaison redeems in the unit's group with /join CODE."""
+    now = svc.clock.now()
+    code = secrets.token_hex(4).upper()
+    async with svc.db.unit_of_work() as uow:
+        await _authorize(svc, uow, user_id, Action.ISSUE_JOIN_CODE, None, None)
+        if await directory.unit_is_active(uow, unit_code) is None:
+            raise errors.UnknownCode(unit_code, kind="unit", code=unit_code)
+        await uow.execute(
+            "INSERT INTO join_codes(code, unit_code, issued_by, issued_at, expires_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (code, unit_code, user_id, to_db(now), to_db(now + JOIN_CODE_LIFETIME)),
+        )
+        await uow.commit()
+    return code
+
+
+async def redeem_join_code(svc: Services, user: Profile, code: str, chat_id: int) -> str:
+    """A liaison redeems a join code inside their unit's bound group; returns the unit code.
+
+    The code works once, before it expires, and only in the group bound to its unit, so a
+    leaked code is useless elsewhere.
+    """
+    now_db = to_db(svc.clock.now()) or 0
+    async with svc.db.unit_of_work() as uow:
+        row = await uow.fetch_one(
+            "SELECT unit_code FROM join_codes WHERE code = ? AND redeemed_by IS NULL"
+            " AND expires_at > ?",
+            (code.strip().upper(), now_db),
+        )
+        if row is None:
+            raise errors.InvalidInput("code", field="code")
+        unit_code = str(row[0])
+        bound = await uow.fetch_one(
+            "SELECT 1 FROM chat_bindings WHERE binding = ? AND chat_id = ?",
+            (f"unit:{unit_code}", chat_id),
+        )
+        if bound is None:
+            raise errors.NotAllowed("join", unit=unit_code)
+        await directory.upsert_user(uow, user, now_db)
+        await directory.add_liaison(uow, unit_code, user.user_id, None, now_db)
+        await uow.execute(
+            "UPDATE join_codes SET redeemed_by = ?, redeemed_at = ? WHERE code = ?",
+            (user.user_id, now_db, code.strip().upper()),
+        )
+        await uow.commit()
+    return unit_code
+
+
+async def staff_roles(svc: Services, user_id: int | None) -> frozenset[str]:
+    """The staff roles a person holds (for showing menus; services still check each action)."""
+    return await directory.roles_of(svc.db, user_id)
+
+
+async def liaison_units(svc: Services, user_id: int | None) -> frozenset[str]:
+    """The active units a person is a liaison of."""
+    return await directory.units_of(svc.db, user_id)
+
+
+async def binding_of(svc: Services, chat_id: int) -> tuple[str, str | None] | None:
+    """(purpose, unit code) of a bound group chat, or None."""
+    row = await svc.db.fetch_one(
+        "SELECT purpose, unit_code FROM chat_bindings WHERE chat_id = ?", (chat_id,)
+    )
+    return (str(row[0]), row[1]) if row else None
+
+
+async def find_user(svc: Services, reference: str) -> int | None:
+    """A user id from a numeric id or a known @username."""
+    reference = reference.strip()
+    if reference.lstrip("-").isdigit():
+        return int(reference)
+    row = await svc.db.fetch_one(
+        "SELECT id FROM users WHERE lower(username) = lower(?)", (reference.lstrip("@"),)
+    )
+    return int(row[0]) if row else None

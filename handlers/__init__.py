@@ -10,12 +10,17 @@ from telegram.ext import CallbackQueryHandler, MessageHandler, TypeHandler, filt
 
 def register(app: Any) -> None:
     """Add every handler, in the order they are tried."""
-    from handlers import citizen, common
+    from handlers import admin, citizen, common, desk, staff, unit
 
     # Group -1: the gatekeeper sees every update first and never stops it.
     app.add_handler(TypeHandler(Update, common.remember_user), group=-1)
     # Group 0: the audiences' handlers; the first that matches handles the update.
+    # Staff first: /case serves staff and citizens alike.
+    staff.register(app)
+    desk.register(app)
+    unit.register(app)
     citizen.register(app)
+    admin.register(app)
     # Last in group 0: whatever nobody handled.
     app.add_handler(
         MessageHandler(filters.ChatType.PRIVATE & filters.COMMAND, common.unknown_command)

@@ -1118,7 +1118,6 @@ def register(app: Any) -> None:
     app.add_handler(CommandHandler("language", language_command, filters=PRIVATE))
     app.add_handler(CallbackQueryHandler(choose_language, pattern=r"^lang:"))
     app.add_handler(CommandHandler("my", my_cases, filters=PRIVATE))
-    app.add_handler(CommandHandler("case", case_command, filters=PRIVATE))
     app.add_handler(CallbackQueryHandler(rating_button, pattern=r"^r:"))
     app.add_handler(CallbackQueryHandler(reply_button, pattern=r"^q:"))
     app.add_handler(filing_conversation())

@@ -98,8 +98,9 @@ class _Blank(dict[str, str]):
         return "…"
 
 
-async def answer_quietly(query: CallbackQuery, text: str | None = None,
-                         show_alert: bool = False) -> None:
+async def answer_quietly(
+    query: CallbackQuery, text: str | None = None, show_alert: bool = False
+) -> None:
     """Answer a button press; an expired query (e.g. a redelivered update) is not an error."""
     try:
         await query.answer(text, show_alert=show_alert)

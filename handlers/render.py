@@ -8,6 +8,7 @@ User text is always escaped, and clipped so a message stays within Telegram's li
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -15,6 +16,7 @@ from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
+from bot.domain import errors
 from bot.domain.case import Case, CaseState
 from bot.domain.policy import Policy, Track
 from bot.i18n import N_, Translator
@@ -52,6 +54,11 @@ CLOSE_REASONS = {
     "not_rated": N_("We did not receive a rating, so the case has been closed. Thank you."),
     "by_staff": N_("The case has been closed by the dispatch desk."),
 }
+RETURN_REASONS = {
+    "district": N_("not our district (属地不符)"),
+    "ownership": N_("unclear ownership (权属不清)"),
+    "duty": N_("not our duty (职能交叉)"),
+}
 RATINGS = {
     "satisfied": N_("Satisfied"),
     "basically_satisfied": N_("Basically satisfied"),
@@ -84,6 +91,7 @@ class RenderContext:
     t: Translator
     policy: Policy
     db: Database
+    unit_names: dict[str, str] = field(default_factory=dict)  # units added by admins
 
     def _(self, message: str) -> str:
         return self.t.gettext(message)
@@ -100,7 +108,9 @@ class RenderContext:
         if not code:
             return "—"
         unit = self.policy.units.get(code)
-        return html.escape(unit.name_in(self.t.language) if unit else code)
+        if unit is not None:
+            return html.escape(unit.name_in(self.t.language))
+        return html.escape(self.unit_names.get(code, code))
 
     def category(self, code: str) -> str:
         """A category's name in the reader's language."""
@@ -352,10 +362,126 @@ def _deadlines(ctx: RenderContext, case: Case, unit: str | None = None) -> list[
     return lines
 
 
+TRACK_CODES = {
+    Track.SPECIAL: "s",
+    Track.ROUTINE: "r",
+    Track.COORDINATED: "c",
+    Track.HIGH_LEVEL: "h",
+}
+
+
+def _button(label: str, data: str) -> InlineKeyboardButton:
+    return InlineKeyboardButton(label, callback_data=data)
+
+
+async def _identity(ctx: RenderContext, case: Case) -> str:
+    """The citizen as staff see them: name, @username, Telegram id, phone if shared."""
+    row = await ctx.db.fetch_one(
+        "SELECT first_name, last_name, username, phone FROM users WHERE id = ?",
+        (case.citizen_id,),
+    )
+    if row is None:
+        return str(case.citizen_id)
+    name = " ".join(part for part in (row[0], row[1]) if part) or "—"
+    parts = [escape(name, 100)]
+    if row[2]:
+        parts.append("@" + escape(row[2], 64))
+    parts.append(f"id {case.citizen_id}")
+    if row[3] and case.contact_shared:
+        parts.append("☎ " + escape(row[3], 32))
+    return " · ".join(parts)
+
+
+async def _shared_contact(ctx: RenderContext, case: Case) -> str | None:
+    """What a unit may see of the citizen: only with the citizen's consent (DESIGN §7)."""
+    if not case.contact_shared:
+        return None
+    row = await ctx.db.fetch_one(
+        "SELECT first_name, last_name, phone FROM users WHERE id = ?", (case.citizen_id,)
+    )
+    if row is None:
+        return None
+    name = " ".join(part for part in (row[0], row[1]) if part)
+    return " · ".join(escape(v, 100) for v in (name, row[2]) if v)
+
+
+async def case_attachments(ctx: RenderContext, case: Case) -> list[dict[str, Any]]:
+    """The files the citizen sent with the case."""
+    rows = await ctx.db.fetch_all(
+        "SELECT kind, file_id FROM attachments WHERE case_id = ? ORDER BY id", (case.id,)
+    )
+    return [{"kind": r[0], "file_id": r[1]} for r in rows]
+
+
+async def _instructions(ctx: RenderContext, case: Case) -> list[str]:
+    rows = await ctx.db.fetch_all(
+        "SELECT details FROM events WHERE case_id = ? AND kind = 'LeaderInstructed' ORDER BY id",
+        (case.id,),
+    )
+    return [
+        "📌 " + ctx._("Leader's instruction") + ": " + escape(json.loads(r[0])["text"], 500)
+        for r in rows
+    ]
+
+
+def desk_keyboard(ctx: RenderContext, case: Case) -> InlineKeyboardMarkup | None:
+    """What the desk can do with the case now."""
+    _ = ctx._
+    cid = case.id
+    rows: list[list[InlineKeyboardButton]] = []
+    if case.state == CaseState.NEW:
+        if case.track is None:
+            rows.append(
+                [_button(_(TRACK_NAMES[t]), f"d:t:{cid}:{TRACK_CODES[t]}") for t in Track][:2]
+            )
+            rows.append(
+                [_button(_(TRACK_NAMES[t]), f"d:t:{cid}:{TRACK_CODES[t]}") for t in Track][2:]
+            )
+        else:
+            returned = [
+                a
+                for a in case.assignments
+                if a.round == case.round and a.state == "returned" and a.role == "lead"
+            ]
+            for code in ctx.policy.suggest_units(case.category, case.district)[:3]:
+                rows.append([_button("→ " + html.unescape(ctx.unit(code)), f"d:a:{cid}:{code}")])
+            rows.append(
+                [
+                    _button(_("Other unit…"), f"d:u:{cid}:0"),
+                    _button(_("Change track"), f"d:tt:{cid}"),
+                ]
+            )
+            if returned:
+                rows.append(
+                    [_button(_("Return unfounded (审定)"), f"d:uf:{cid}:{returned[0].unit_code}")]
+                )
+        rows.append(
+            [_button(_("Reject"), f"d:rj:{cid}"), _button(_("Duplicate of…"), f"d:dp:{cid}")]
+        )
+    elif case.state in (CaseState.ASSIGNED, CaseState.IN_PROGRESS):
+        if case.track == Track.COORDINATED:
+            row = [_button(_("＋ Co-unit"), f"d:cp:{cid}:0")]
+            waiting = [a for a in case.co_units if a.state != "reported"]
+            if waiting and not case.co_input_waived:
+                row.append(_button(_("Allow final answer now"), f"d:w:{cid}"))
+            rows.append(row)
+        rows.append([_button(_("Change track"), f"d:tt:{cid}")])
+    elif case.state == CaseState.ANSWERED:
+        rows.append(
+            [
+                _button("✅ " + _("Publish"), f"d:pub:{cid}"),
+                _button("↩️ " + _("Send back"), f"d:sb:{cid}"),
+            ]
+        )
+    return InlineKeyboardMarkup(rows) if rows else None
+
+
 async def card_desk(ctx: RenderContext, p: dict[str, Any]) -> Rendered:
+    """The desk's live card of a case, with identities (staff see them) and actions."""
     case = await _case(ctx, p)
     _ = ctx._
     lines = ["🗂 " + case_summary(ctx, case), ""]
+    lines.append(f"{_('Citizen')}: {await _identity(ctx, case)}")
     lines.append(f"{_('State')}: {_(STATE_NAMES[case.state])}")
     if case.track:
         lines.append(f"{_('Track')}: {_(TRACK_NAMES[case.track])}")
@@ -365,20 +491,121 @@ async def card_desk(ctx: RenderContext, p: dict[str, Any]) -> Rendered:
         suggested = ctx.policy.suggest_units(case.category, case.district)
         if suggested:
             lines.append(f"{_('Suggested')}: " + "、".join(ctx.unit(u) for u in suggested))
+    if case.state == CaseState.NEW and case.is_open:
+        duplicates = await ctx.db.fetch_all(
+            "SELECT number, text FROM cases WHERE state NOT IN ('closed', 'rejected')"
+            " AND category = ? AND district = ? AND id != ? ORDER BY id DESC LIMIT 20",
+            (case.category, case.district, case.id),
+        )
+        similar = [r[0] for r in duplicates if similarity(case.text, r[1]) >= 0.5][:3]
+        if similar:
+            lines.append(f"{_('Possible duplicates')}: " + ", ".join(similar))
     if case.returns_count:
         lines.append(_("Returned {n} time(s)").format(n=case.returns_count))
+    if case.reject_reason:
+        lines.append(f"{_('Rejected')}: {_(REJECT_REASONS[case.reject_reason.value])}")
+    if case.latest_rating:
+        lines.append(f"{_('Rating')}: {_(RATINGS[case.latest_rating.rating.value])}")
     lines += _deadlines(ctx, case)
-    return Rendered("\n".join(lines))
+    lines += await _instructions(ctx, case)
+    attachments = await case_attachments(ctx, case)
+    if attachments:
+        lines.append(_("Attachments: {n}").format(n=len(attachments)))
+    return Rendered("\n".join(lines), desk_keyboard(ctx, case), attachments)
+
+
+def unit_keyboard(ctx: RenderContext, case: Case, unit: str) -> InlineKeyboardMarkup | None:
+    """What a unit can do with its assignment now."""
+    _ = ctx._
+    cid = case.id
+    try:
+        assignment = case.assignment_of(unit)
+    except errors.NotYourCase:  # the unit no longer holds the case
+        assignment = None
+    rows: list[list[InlineKeyboardButton]] = []
+    if assignment is not None and case.is_open:
+        if assignment.state == "assigned":
+            row = [_button("✅ " + _("Sign"), f"u:s:{cid}")]
+            if assignment.may_return:
+                row.append(_button("↩️ " + _("Return"), f"u:r:{cid}"))
+            rows.append(row)
+        elif assignment.state == "signed" and assignment.role == "lead":
+            rows.append(
+                [
+                    _button(_("Interim answer"), f"u:i:{cid}"),
+                    _button(_("Final answer"), f"u:f:{cid}"),
+                ]
+            )
+            rows.append(
+                [
+                    _button(_("Ask the citizen"), f"u:q:{cid}"),
+                    _button(_("Request extension"), f"u:e:{cid}"),
+                ]
+            )
+        elif assignment.state == "signed":
+            rows.append(
+                [
+                    _button(_("Send input to the lead"), f"u:n:{cid}"),
+                    _button(_("Ask the citizen"), f"u:q:{cid}"),
+                ]
+            )
+    appealable = [
+        r
+        for r in case.ratings
+        if r.rating == "unsatisfied" and r.unit_code == unit and r.appeal is None
+    ]
+    if appealable:
+        rows.append([_button(_("Appeal the rating (核减)"), f"u:ap:{cid}")])
+    return InlineKeyboardMarkup(rows) if rows else None
 
 
 async def card_unit(ctx: RenderContext, p: dict[str, Any]) -> Rendered:
+    """A unit's live card: what it needs to act, never the citizen's identity unless shared."""
     case = await _case(ctx, p)
     _ = ctx._
     unit = str(p.get("unit"))
     lines = ["📋 " + case_summary(ctx, case), ""]
+    contact = await _shared_contact(ctx, case)
+    if contact:
+        lines.append(f"{_('Contact (shared by the citizen)')}: {contact}")
     lines.append(f"{_('State')}: {_(STATE_NAMES[case.state])}")
+    if case.track:
+        lines.append(f"{_('Track')}: {_(TRACK_NAMES[case.track])}")
+    try:
+        mine = case.assignment_of(unit)
+        role = _("lead unit") if mine.role == "lead" else _("co-unit")
+        lines.append(f"{_('Your role')}: {role}")
+    except errors.NotYourCase:  # withdrawn or reassigned
+        lines.append(_("This case is no longer assigned to your unit."))
     lines += _deadlines(ctx, case, unit)
-    return Rendered("\n".join(lines))
+    lines += await _instructions(ctx, case)
+    attachments = await case_attachments(ctx, case)
+    if attachments:
+        lines.append(_("Attachments: {n}").format(n=len(attachments)))
+    return Rendered("\n".join(lines), unit_keyboard(ctx, case, unit), attachments)
+
+
+def similarity(a: str, b: str) -> float:
+    """Character-bigram Jaccard similarity: cheap and good enough for Chinese text."""
+
+    def grams(text: str) -> set[str]:
+        cleaned = "".join(text.split())
+        return {cleaned[i : i + 2] for i in range(len(cleaned) - 1)} or {cleaned}
+
+    first, second = grams(a), grams(b)
+    return len(first & second) / len(first | second) if first | second else 0.0
+
+
+def _with_buttons(
+    base: Callable[[RenderContext, dict[str, Any]], Awaitable[Rendered]],
+    buttons: Callable[[RenderContext, dict[str, Any]], list[list[InlineKeyboardButton]]],
+) -> Callable[[RenderContext, dict[str, Any]], Awaitable[Rendered]]:
+    async def render(ctx: RenderContext, p: dict[str, Any]) -> Rendered:
+        rendered = await base(ctx, p)
+        rendered.keyboard = InlineKeyboardMarkup(buttons(ctx, p))
+        return rendered
+
+    return render
 
 
 def _simple(
@@ -394,6 +621,8 @@ def _simple(
                 values[name] = ctx.unit(value)
             elif name in ("new_due",):
                 values[name] = ctx.when(value)
+            elif name == "reason" and value in RETURN_REASONS:
+                values[name] = ctx._(RETURN_REASONS[str(value)])
             elif name == "rating":
                 values[name] = ctx._(RATINGS.get(str(value), str(value)))
             else:
@@ -418,19 +647,50 @@ RENDERERS: dict[str, Callable[[RenderContext, dict[str, Any]], Awaitable[Rendere
     "citizen.contact": citizen_contact,
     "card.desk": card_desk,
     "card.unit": card_unit,
-    "desk.case_returned": _simple(
-        N_("↩️ <b>{number}</b> was returned by {unit}: {note}"), "unit", "note"
+    "desk.case_returned": _with_buttons(
+        _simple(
+            N_(
+                "↩️ <b>{number}</b> was returned by {unit} ({reason}): {note}\n"
+                "Returned {returns} time(s) so far."
+            ),
+            "unit",
+            "reason",
+            "note",
+            "returns",
+        ),
+        lambda ctx, p: [
+            [
+                _button(ctx._("Reassign…"), f"d:ru:{p['case_id']}:{p['unit']}:0"),
+                _button(ctx._("Unfounded (审定)"), f"d:uf:{p['case_id']}:{p['unit']}"),
+            ]
+        ],
     ),
-    "desk.extension_request": _simple(
-        N_("⏳ {unit} asks to extend <b>{number}</b> to {new_due}: {reason}"),
-        "unit",
-        "new_due",
-        "reason",
+    "desk.extension_request": _with_buttons(
+        _simple(
+            N_("⏳ {unit} asks to extend <b>{number}</b> to {new_due}: {reason}"),
+            "unit",
+            "new_due",
+            "reason",
+        ),
+        lambda ctx, p: [
+            [
+                _button("✅ " + ctx._("Approve"), f"d:ea:{p['case_id']}"),
+                _button("❌ " + ctx._("Deny"), f"d:ed:{p['case_id']}"),
+            ]
+        ],
     ),
-    "desk.review_request": _simple(
-        N_("📝 Final answer to <b>{number}</b> from {unit}, waiting for review:\n\n{text}"),
-        "unit",
-        "text",
+    "desk.review_request": _with_buttons(
+        _simple(
+            N_("📝 Final answer to <b>{number}</b> from {unit}, waiting for review:\n\n{text}"),
+            "unit",
+            "text",
+        ),
+        lambda ctx, p: [
+            [
+                _button("✅ " + ctx._("Publish"), f"d:pub:{p['case_id']}"),
+                _button("↩️ " + ctx._("Send back"), f"d:sb:{p['case_id']}"),
+            ]
+        ],
     ),
     "desk.reopened_to_desk": _simple(
         N_("🔁 <b>{number}</b> was rated unsatisfied again and is back at the desk: {comment}"),
@@ -480,8 +740,18 @@ RENDERERS: dict[str, Callable[[RenderContext, dict[str, Any]], Awaitable[Rendere
     "supervision.escalation": _simple(
         N_("🚨 <b>{number}</b> is escalated to supervision ({reason})."), "reason"
     ),
-    "supervision.appeal_request": _simple(
-        N_("⚖️ {unit} appeals the unsatisfied rating of <b>{number}</b>: {reason}"), "unit", "reason"
+    "supervision.appeal_request": _with_buttons(
+        _simple(
+            N_("⚖️ {unit} appeals the unsatisfied rating of <b>{number}</b>: {reason}"),
+            "unit",
+            "reason",
+        ),
+        lambda ctx, p: [
+            [
+                _button("✅ " + ctx._("Accept appeal"), f"s:aa:{p['case_id']}"),
+                _button("❌ " + ctx._("Reject appeal"), f"s:ar:{p['case_id']}"),
+            ]
+        ],
     ),
     "leaders.escalation": _simple(
         N_("🚨 <b>{number}</b> is escalated to the leaders ({reason})."), "reason"

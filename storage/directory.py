@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from storage.db import UnitOfWork
+from storage.db import Reader, UnitOfWork
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ async def ensure_user(uow: UnitOfWork, user_id: int, now_db: int) -> None:
     )
 
 
-async def roles_of(uow: UnitOfWork, user_id: int | None) -> frozenset[str]:
+async def roles_of(uow: Reader, user_id: int | None) -> frozenset[str]:
     """The staff roles a user holds."""
     if user_id is None:
         return frozenset()
@@ -58,7 +58,7 @@ async def roles_of(uow: UnitOfWork, user_id: int | None) -> frozenset[str]:
     return frozenset(r[0] for r in rows)
 
 
-async def units_of(uow: UnitOfWork, user_id: int | None) -> frozenset[str]:
+async def units_of(uow: Reader, user_id: int | None) -> frozenset[str]:
     """The active units a user is a liaison of."""
     if user_id is None:
         return frozenset()
@@ -94,9 +94,9 @@ async def revoke_role(uow: UnitOfWork, user_id: int, role: str) -> bool:
 async def sync_policy_units(
     uow: UnitOfWork, units: list[tuple[str, str, str | None]], now_db: int
 ) -> int:
-    """Create the policy's units that the database lacks and refresh their names.
+    """Create the policy's units that the database lacks.
 
-    Units added by admins stay; a unit disabled by an admin stays disabled.
+    Units added by admins stay; a unit renamed or disabled by an admin stays so.
     Returns how many units were created.
     """
     before = await uow.fetch_one("SELECT count(*) FROM units")
@@ -106,8 +106,8 @@ async def sync_policy_units(
         await uow.execute(
             "INSERT INTO units(code, name, parent_code, from_policy, created_at)"
             " VALUES (?, ?, ?, 1, ?)"
-            " ON CONFLICT(code) DO UPDATE SET name = excluded.name,"
-            "  parent_code = excluded.parent_code, from_policy = 1",
+            # The database is the source of truth once a unit exists: admins' renames stay.
+            " ON CONFLICT(code) DO UPDATE SET from_policy = 1",
             (code, name, parent, now_db),
         )
     after = await uow.fetch_one("SELECT count(*) FROM units")
@@ -141,3 +141,9 @@ async def remove_liaison(uow: UnitOfWork, unit_code: str, user_id: int) -> bool:
         (unit_code, user_id),
     )
     return row is not None
+
+
+async def unit_names(db: Reader) -> dict[str, str]:
+    """Every unit's current name (admins may add and rename units at run time)."""
+    rows = await db.fetch_all("SELECT code, name FROM units")
+    return {str(r[0]): str(r[1]) for r in rows}

@@ -470,9 +470,6 @@ class Case:
         self._require(CaseState.NEW, action="assign")
         if self.track is None:
             raise errors.TrackNotSet(self.number, case=self.number)
-        for code in (lead_unit, *co_units):
-            if code not in policy.units:
-                raise errors.UnknownCode(code, kind="unit", code=code)
         if co_units and self.track != Track.COORDINATED:
             raise errors.CoUnitsNeedCoordinatedTrack(self.number, case=self.number)
         if lead_unit in co_units or len(set(co_units)) != len(co_units):
@@ -646,8 +643,6 @@ class Case:
             raise errors.IllegalTransition(
                 "reassign", case=self.number, state=assignment.state.value, action="reassign"
             )
-        if new_unit not in policy.units:
-            raise errors.UnknownCode(new_unit, kind="unit", code=new_unit)
         if new_unit in self.handling_units:
             raise errors.InvalidInput("co_units", field="co_units")
         assert self.track is not None
@@ -658,6 +653,84 @@ class Case:
             )
         )
         self._record("CoUnitReassigned", now, actor, new_unit, previous=old_unit)
+
+    def reassign(self, unit_code: str, actor: Actor, now: datetime, policy: Policy) -> None:
+        """The desk moves an active case to another lead unit; deadlines start afresh."""
+        self._require(CaseState.ASSIGNED, CaseState.IN_PROGRESS, action="reassign")
+        lead = self.lead
+        if lead is None or lead.unit_code == unit_code:
+            raise errors.InvalidInput("unit", field="unit")
+        if self.open_question is not None:
+            raise errors.QuestionOpen(self.number, case=self.number)
+        assert self.track is not None
+        previous = lead.unit_code
+        lead.state = AssignmentState.WITHDRAWN
+        lead.next_check_at = None
+        self.assignments.append(
+            _new_assignment(
+                unit_code, AssignmentRole.LEAD, self.round, now, policy.track(self.track), policy
+            )
+        )
+        self.state = CaseState.ASSIGNED
+        self._record("CaseReassigned", now, actor, unit_code, previous=previous, lead=unit_code)
+
+    def add_co_unit(self, unit_code: str, actor: Actor, now: datetime, policy: Policy) -> None:
+        """The desk adds a co-unit to a coordinated case after assigning the lead."""
+        self._require(CaseState.ASSIGNED, CaseState.IN_PROGRESS, action="add_co_unit")
+        if self.track != Track.COORDINATED:
+            raise errors.CoUnitsNeedCoordinatedTrack(self.number, case=self.number)
+        if unit_code in self.handling_units or any(
+            a.unit_code == unit_code and a.round == self.round and a.state != "withdrawn"
+            for a in self.assignments
+        ):
+            raise errors.InvalidInput("co_units", field="co_units")
+        self.assignments.append(
+            _new_assignment(
+                unit_code, AssignmentRole.CO, self.round, now, policy.track(self.track), policy
+            )
+        )
+        self._record("CoUnitAdded", now, actor, unit_code)
+
+    def grant_extension(
+        self, new_due: datetime, reason: str, actor: Actor, now: datetime, policy: Policy
+    ) -> Extension:
+        """The desk moves the lead unit's resolve deadline itself (staff /extend)."""
+        self._require(CaseState.ASSIGNED, CaseState.IN_PROGRESS, action="extend")
+        lead = self.lead
+        if lead is None or lead.resolve_due is None:
+            raise errors.IllegalTransition(
+                "extend", case=self.number, state=self.state.value, action="extend"
+            )
+        cleaned = check_text(reason, limit=policy.limits.note_max, field_name="reason")
+        cap = policy.calendar.add_working_days(lead.assigned_at, policy.extension_cap_days)
+        if new_due > cap:
+            raise errors.ExtensionPastCap(
+                self.number, case=self.number, cap=cap.isoformat(), requested=new_due.isoformat()
+            )
+        if new_due <= lead.resolve_due:
+            raise errors.InvalidInput("new_due", field="new_due")
+        extension = Extension(
+            lead.unit_code,
+            actor.user_id,
+            new_due,
+            cleaned,
+            now,
+            Decision.APPROVED,
+            actor.user_id,
+            now,
+        )
+        self.extensions.append(extension)
+        lead.resolve_due = new_due
+        lead.next_check_at = now
+        self._record(
+            "ExtensionApproved",
+            now,
+            actor,
+            lead.unit_code,
+            new_due=new_due.isoformat(),
+            reason=cleaned,
+        )
+        return extension
 
     def request_extension(
         self,

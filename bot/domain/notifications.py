@@ -83,6 +83,13 @@ def messages_for(case: Case, event: Event) -> list[OutboxMessage]:
             *(unit_card(case, u) for u in units),
             to_citizen(case, "citizen.case_assigned", unit=d["lead"]),
         ]
+    if kind == "CaseReassigned":
+        return [
+            desk_card(case),
+            unit_card(case, d["previous"]),
+            unit_card(case, d["lead"]),
+            to_citizen(case, "citizen.case_assigned", unit=d["lead"]),
+        ]
     if kind == "CaseRejected":
         return [
             desk_card(case),
@@ -120,7 +127,7 @@ def messages_for(case: Case, event: Event) -> list[OutboxMessage]:
             unit_card(case, unit or ""),
             to_unit(case, unit or "", "unit.return_unfounded", note=d.get("note")),
         ]
-    if kind == "CoUnitReassigned":
+    if kind in ("CoUnitReassigned", "CoUnitAdded"):
         return [desk_card(case), unit_card(case, unit or "")]
     if kind == "CaseEscalated":
         group = "supervision" if d["level"] == "supervision" else "leaders"

@@ -14,6 +14,7 @@ from bot.domain.case import CaseState
 _ALWAYS: dict[str, CaseState] = {
     "CaseFiled": CaseState.NEW,
     "CaseAssigned": CaseState.ASSIGNED,
+    "CaseReassigned": CaseState.ASSIGNED,
     "CaseRejected": CaseState.REJECTED,
     "FinalAnswerPosted": CaseState.ANSWERED,
     "AnswerPublished": CaseState.REPLIED,
