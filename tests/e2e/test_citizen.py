@@ -335,6 +335,7 @@ async def test_rating_unsatisfied_asks_why_and_reopens(harness: Harness):
     await services.assign_case(svc, PEOPLE.dispatcher, number, "ZLSGS", track="routine")
     await services.sign_assignment(svc, PEOPLE.water, number)
     await services.post_answer(svc, PEOPLE.water, number, "final", "Water restored at 14:00.")
+    await services.publish_answer(svc, PEOPLE.dispatcher, number)
     answer = await sim.wait_for(person, "Water restored")
     assert ["😊 Satisfied"] in answer.buttons
     await person.press("☹️ Unsatisfied", message=answer)

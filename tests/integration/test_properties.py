@@ -208,9 +208,10 @@ def test_a_long_busy_day_keeps_every_invariant():
     ops = []
     for i in range(6):
         ops += [("file", 0, 0, 2 * i), ("assign", i, 0, 4), ("sign", i, 3, 4),
-                ("interim", i, 3, 4), ("final", i, 3, 4), ("rate_bad", i, 6, 1),
-                ("appeal", i, 3, 4), ("rule_appeal", i, 1, i), ("final", i, 3, 4),
-                ("rate_good", i, 6, 1), ("wait", 0, 0, i)]
+                ("interim", i, 3, 4), ("final", i, 3, 4), ("publish", i, 0, 4),
+                ("rate_bad", i, 6, 1), ("appeal", i, 3, 4), ("rule_appeal", i, 1, i),
+                ("final", i, 3, 4), ("publish", i, 0, 4), ("rate_good", i, 6, 1),
+                ("wait", 0, 0, i)]
     kinds = asyncio.run(run_sequence(ops))
     assert kinds["CaseFiled"] == 6
     assert kinds["CaseReopened"] == 6 and kinds["AppealFiled"] == 6

@@ -153,7 +153,9 @@ async def test_the_whole_routine_chain_ends_closed_and_satisfied(svc, db):
     await services.ask_citizen(svc, PEOPLE.housing, number, "请问是几号楼几单元？")
     await services.answer_question(svc, PEOPLE.citizen, number, "3号楼2单元")
     await services.post_answer(svc, PEOPLE.housing, number, "final", "电梯已修复并通过检测。")
-    assert await state_of(db, number) == "replied"  # routine: no review
+    assert await state_of(db, number) == "answered"  # the desk reviews routine answers
+    await services.publish_answer(svc, PEOPLE.dispatcher, number)
+    assert await state_of(db, number) == "replied"
     await services.rate_case(svc, PEOPLE.citizen, number, "satisfied")
     assert await state_of(db, number) == "closed"
     assert await events_of(db, number) == [
@@ -235,6 +237,7 @@ async def test_staff_actions_refuse_outsiders_without_revealing_the_case(svc):
 async def test_a_citizen_cannot_rate_or_see_another_citizens_case(svc, db):
     number = await in_progress(svc)
     await services.post_answer(svc, PEOPLE.housing, number, "final", "已修复。")
+    await services.publish_answer(svc, PEOPLE.dispatcher, number)
     before = await counts(db)
     with pytest.raises(errors.CaseNotFound):
         await services.rate_case(svc, PEOPLE.other_citizen, number, "satisfied")
@@ -370,6 +373,7 @@ async def test_unsatisfied_reopens_to_the_same_unit_then_goes_to_the_desk(svc, d
     number = await in_progress(svc)
     for expected_state in ("in_progress", "new"):
         await services.post_answer(svc, PEOPLE.housing, number, "final", "已处理。")
+        await services.publish_answer(svc, PEOPLE.dispatcher, number)
         await services.rate_case(svc, PEOPLE.citizen, number, "unsatisfied", "电梯还是坏的")
         assert await state_of(db, number) == expected_state
     kinds = await events_of(db, number)
@@ -381,6 +385,7 @@ async def test_unsatisfied_reopens_to_the_same_unit_then_goes_to_the_desk(svc, d
 async def test_appeal_of_an_unsatisfied_rating_is_ruled_by_a_supervisor(svc, db):
     number = await in_progress(svc)
     await services.post_answer(svc, PEOPLE.housing, number, "final", "已处理。")
+    await services.publish_answer(svc, PEOPLE.dispatcher, number)
     await services.rate_case(svc, PEOPLE.citizen, number, "unsatisfied", "要求赔偿十万元")
     await services.appeal_rating(svc, PEOPLE.housing, number, "诉求超出法律规定")
     with pytest.raises(errors.NotAllowed):
@@ -443,6 +448,7 @@ async def test_staff_close_reopen_note_escalate_and_contact(svc, db):
 async def test_callback_reminder_once_then_closed_as_not_rated(svc, db):
     number = await in_progress(svc)
     await services.post_answer(svc, PEOPLE.housing, number, "final", "已修复。")
+    await services.publish_answer(svc, PEOPLE.dispatcher, number)
     await services.remind_callback(svc, number)
     with pytest.raises(errors.IllegalTransition):
         await services.remind_callback(svc, number)
