@@ -16,7 +16,7 @@ from bot import services as use_cases
 from bot.clock import Clock
 from bot.config import Settings
 from bot.domain.policy import Policy
-from bot.i18n import translator
+from bot.i18n import N_, translator
 from bot.outbox import OutboxSender
 from bot.persistence import SqlitePersistence
 from bot.services import Services
@@ -91,12 +91,12 @@ def create_application(
 async def set_commands(app: WenzhengApp) -> None:
     """Register the citizen commands with Telegram, per language."""
     commands = [
-        ("new", "File a new message"),
-        ("my", "My cases"),
-        ("case", "Look up one of my cases"),
-        ("language", "Choose the language"),
-        ("help", "How this works"),
-        ("cancel", "Stop what you are doing"),
+        ("new", N_("File a new message")),
+        ("my", N_("My cases")),
+        ("case", N_("Look up one of my cases")),
+        ("language", N_("Choose the language")),
+        ("help", N_("How this works")),
+        ("cancel", N_("Stop what you are doing")),
     ]
     # Telegram keys command lists by two-letter language; Chinese readers get Simplified.
     for language, code in (("zh_Hans", None), ("zh_Hans", "zh"), ("en", "en")):

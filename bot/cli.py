@@ -166,6 +166,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Run the offline demo."""
+    from bot.demo import main as demo_main
+
+    return demo_main()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command."""
     parser = argparse.ArgumentParser(
@@ -179,6 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
         "file", nargs="?", help=f"policy TOML (default: WENZHENG_POLICY or {EXAMPLE_POLICY.name})"
     )
     check.set_defaults(handler=cmd_check_policy)
+    demo = commands.add_parser(
+        "demo", help="play a scripted story offline: simulator + real bot, no token needed"
+    )
+    demo.set_defaults(handler=cmd_demo)
     run = commands.add_parser("run", help="run the bot (long polling)")
     run.set_defaults(handler=cmd_run)
     init = commands.add_parser("init", help="create or migrate the database, load policy units")

@@ -35,3 +35,17 @@ class FrozenClock(Clock):
         """Move forward by `delta` and return the new time."""
         self._now += delta
         return self._now
+
+
+class ShiftedClock(Clock):
+    """Real time, shifted to start at a chosen moment: the demo runs on a working morning
+    whatever the hour, while retries and timeouts still see time pass."""
+
+    def __init__(self, start: datetime) -> None:
+        if start.tzinfo is None:
+            raise ValueError("ShiftedClock needs a timezone-aware start")
+        self._offset = start.astimezone(UTC) - datetime.now(UTC)
+
+    def now(self) -> datetime:
+        """The shifted current time."""
+        return datetime.now(UTC) + self._offset

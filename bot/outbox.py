@@ -142,8 +142,12 @@ class OutboxSender:
         if recipient is None:
             await self._retry(row, "recipient group is not bound yet")
             return False
-        ctx = RenderContext(translator(recipient.language), self.policy, self.db,
-                            await directory.unit_names(self.db))
+        ctx = RenderContext(
+            translator(recipient.language),
+            self.policy,
+            self.db,
+            await directory.unit_names(self.db),
+        )
         try:
             rendered = await render(ctx, row.key, row.params)
         except Exception as error:

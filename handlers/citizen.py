@@ -33,7 +33,7 @@ from bot import services
 from bot.app import Context
 from bot.domain import errors
 from bot.domain.case import Case
-from bot.i18n import LANGUAGE_NAMES, LANGUAGES, Translator, translator
+from bot.i18n import LANGUAGE_NAMES, LANGUAGES, N_, Translator, translator
 from handlers.common import error_text, t_for
 from handlers.render import STAGE_NAMES, STATE_NAMES, RenderContext, escape, next_deadline
 from storage.db import to_db
@@ -608,10 +608,10 @@ async def show_summary(update: Update, context: Context) -> int:
     category = policy.categories.get(draft.get("category", ""))
     district = policy.districts.get(draft.get("district", ""))
     lines.append(
-        f"{g('Category')}: {html.escape(category.name_in(t.language)) if category else '—'}"
+        g("Category") + f": {html.escape(category.name_in(t.language)) if category else '—'}"
     )
     lines.append(
-        f"{g('District')}: {html.escape(district.name_in(t.language)) if district else '—'}"
+        g("District") + f": {html.escape(district.name_in(t.language)) if district else '—'}"
     )
     if draft.get("location"):
         lines.append(g("Location: attached"))
@@ -830,7 +830,7 @@ async def my_cases(update: Update, context: Context) -> None:
 
 
 PUBLIC_EVENTS = {
-    "CaseFiled": "Filed",
+    "CaseFiled": N_("Filed"),
     "CaseAssigned": "Passed to {unit}",
     "AssignmentSigned": "Signed for by {unit}",
     "InterimAnswerPosted": "Progress reply from {unit}",
@@ -879,9 +879,9 @@ async def render_case_for_citizen(t: Translator, context: Context, case: Case) -
     g = t.gettext
     lines = [
         f"<b>{case.number}</b>",
-        f"{g('Category')}: {ctx.category(case.category)}",
-        f"{g('District')}: {ctx.district(case.district)}",
-        f"{g('State')}: {g(STATE_NAMES[case.state])}",
+        g("Category") + f": {ctx.category(case.category)}",
+        g("District") + f": {ctx.district(case.district)}",
+        g("State") + f": {g(STATE_NAMES[case.state])}",
     ]
     upcoming = next_deadline(case)
     if upcoming:

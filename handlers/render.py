@@ -151,11 +151,11 @@ def case_summary(ctx: RenderContext, case: Case, *, with_text: bool = True) -> s
     _ = ctx._
     lines = [
         f"<b>{case.number}</b>",
-        f"{_('Category')}: {ctx.category(case.category)}",
-        f"{_('District')}: {ctx.district(case.district)}",
+        _("Category") + f": {ctx.category(case.category)}",
+        _("District") + f": {ctx.district(case.district)}",
     ]
     if case.location:
-        lines.append(f"{_('Location')}: {case.location[0]:.5f}, {case.location[1]:.5f}")
+        lines.append(_("Location") + f": {case.location[0]:.5f}, {case.location[1]:.5f}")
     if with_text:
         lines += ["", escape(case.text)]
     return "\n".join(lines)
@@ -481,16 +481,16 @@ async def card_desk(ctx: RenderContext, p: dict[str, Any]) -> Rendered:
     case = await _case(ctx, p)
     _ = ctx._
     lines = ["🗂 " + case_summary(ctx, case), ""]
-    lines.append(f"{_('Citizen')}: {await _identity(ctx, case)}")
-    lines.append(f"{_('State')}: {_(STATE_NAMES[case.state])}")
+    lines.append(_("Citizen") + f": {await _identity(ctx, case)}")
+    lines.append(_("State") + f": {_(STATE_NAMES[case.state])}")
     if case.track:
-        lines.append(f"{_('Track')}: {_(TRACK_NAMES[case.track])}")
+        lines.append(_("Track") + f": {_(TRACK_NAMES[case.track])}")
     if case.handling_units:
-        lines.append(f"{_('Units')}: " + "、".join(ctx.unit(u) for u in case.handling_units))
+        lines.append(_("Units") + ": " + "、".join(ctx.unit(u) for u in case.handling_units))
     elif case.state == CaseState.NEW:
         suggested = ctx.policy.suggest_units(case.category, case.district)
         if suggested:
-            lines.append(f"{_('Suggested')}: " + "、".join(ctx.unit(u) for u in suggested))
+            lines.append(_("Suggested") + ": " + "、".join(ctx.unit(u) for u in suggested))
     if case.state == CaseState.NEW and case.is_open:
         duplicates = await ctx.db.fetch_all(
             "SELECT number, text FROM cases WHERE state NOT IN ('closed', 'rejected')"
@@ -499,13 +499,17 @@ async def card_desk(ctx: RenderContext, p: dict[str, Any]) -> Rendered:
         )
         similar = [r[0] for r in duplicates if similarity(case.text, r[1]) >= 0.5][:3]
         if similar:
-            lines.append(f"{_('Possible duplicates')}: " + ", ".join(similar))
+            lines.append(_("Possible duplicates") + ": " + ", ".join(similar))
     if case.returns_count:
-        lines.append(_("Returned {n} time(s)").format(n=case.returns_count))
+        lines.append(
+            ctx.t.ngettext("Returned once", "Returned {n} times", case.returns_count).format(
+                n=case.returns_count
+            )
+        )
     if case.reject_reason:
-        lines.append(f"{_('Rejected')}: {_(REJECT_REASONS[case.reject_reason.value])}")
+        lines.append(_("Rejected") + f": {_(REJECT_REASONS[case.reject_reason.value])}")
     if case.latest_rating:
-        lines.append(f"{_('Rating')}: {_(RATINGS[case.latest_rating.rating.value])}")
+        lines.append(_("Rating") + f": {_(RATINGS[case.latest_rating.rating.value])}")
     lines += _deadlines(ctx, case)
     lines += await _instructions(ctx, case)
     attachments = await case_attachments(ctx, case)
@@ -567,14 +571,14 @@ async def card_unit(ctx: RenderContext, p: dict[str, Any]) -> Rendered:
     lines = ["📋 " + case_summary(ctx, case), ""]
     contact = await _shared_contact(ctx, case)
     if contact:
-        lines.append(f"{_('Contact (shared by the citizen)')}: {contact}")
-    lines.append(f"{_('State')}: {_(STATE_NAMES[case.state])}")
+        lines.append(_("Contact (shared by the citizen)") + f": {contact}")
+    lines.append(_("State") + f": {_(STATE_NAMES[case.state])}")
     if case.track:
-        lines.append(f"{_('Track')}: {_(TRACK_NAMES[case.track])}")
+        lines.append(_("Track") + f": {_(TRACK_NAMES[case.track])}")
     try:
         mine = case.assignment_of(unit)
         role = _("lead unit") if mine.role == "lead" else _("co-unit")
-        lines.append(f"{_('Your role')}: {role}")
+        lines.append(_("Your role") + f": {role}")
     except errors.NotYourCase:  # withdrawn or reassigned
         lines.append(_("This case is no longer assigned to your unit."))
     lines += _deadlines(ctx, case, unit)
