@@ -9,7 +9,14 @@ import signal
 from typing import Any
 
 from telegram import BotCommand, BotCommandScopeAllPrivateChats, Update
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, CallbackContext, ExtBot
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    CallbackContext,
+    Defaults,
+    ExtBot,
+)
 from telegram.ext import ContextTypes as PTBContextTypes
 
 from bot import services as use_cases
@@ -76,6 +83,7 @@ def create_application(
         .base_file_url(settings.file_base_url)
         .context_types(PTBContextTypes(context=Context, bot_data=BotData))
         .persistence(SqlitePersistence(db, clock, persistence_interval))
+        .defaults(Defaults(tzinfo=policy.calendar.tz))
     )
     if rate_limiter:
         builder = builder.rate_limiter(AIORateLimiter())
@@ -85,6 +93,9 @@ def create_application(
     app.bot_data.sender = sender
     db.commit_listeners.append(sender.wake)
     register(app)
+    from scheduler.jobs import schedule
+
+    schedule(app)
     return app
 
 

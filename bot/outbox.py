@@ -14,7 +14,7 @@ from collections import OrderedDict
 from datetime import timedelta
 from typing import Any
 
-from telegram import Bot, Message
+from telegram import Bot, InputFile, Message
 from telegram.error import (
     BadRequest,
     ChatMigrated,
@@ -35,6 +35,7 @@ from storage.delivery import PendingMessage
 logger = logging.getLogger(__name__)
 
 MAX_BACKOFF = timedelta(minutes=5)
+CAPTION_LIMIT = 1024
 
 
 def retry_after_seconds(error: RetryAfter) -> float:
@@ -208,7 +209,18 @@ class OutboxSender:
                     reply_markup=rendered.keyboard,
                 )
                 return existing[1]
-        message: Message = await self.bot.send_message(
+        if rendered.documents and len(rendered.text) <= CAPTION_LIMIT:
+            # A letter and its cover text go out as one message, so neither is lost alone.
+            name, content = rendered.documents[0]
+            message: Message = await self.bot.send_document(
+                chat_id,
+                InputFile(content, filename=name),
+                caption=rendered.text,
+                parse_mode="HTML",
+                reply_markup=rendered.keyboard,
+            )
+            return message.message_id
+        message = await self.bot.send_message(
             chat_id, rendered.text, parse_mode="HTML", reply_markup=rendered.keyboard
         )
         for attachment in rendered.attachments:

@@ -790,6 +790,57 @@ async def _system(svc: Services, number: str, change: Callable[[Case, datetime],
     return case
 
 
+async def chase_due(svc: Services, limit: int = 500) -> int:
+    """The deadline sweep: take every chasing step due now; returns how many were taken.
+
+    Deadlines are data: the index says which assignments need a look; each case is one
+    transaction, and a step's key is stored with its event, so steps never repeat.
+    """
+    from storage.chasing import due_assignments
+
+    now = svc.clock.now()
+    due = await due_assignments(svc.db, now, limit)
+    taken = 0
+    for case_id in dict.fromkeys(d.case_id for d in due):
+        async with svc.db.unit_of_work() as uow:
+            case = await load_case(uow, case_id=case_id)
+            taken += case.chase(now, svc.policy)
+            await _persist(uow, case, now)
+            await uow.commit()
+    if taken:
+        logger.info("deadline sweep: %d step(s) over %d case(s)", taken, len(due))
+    return taken
+
+
+async def sweep_callbacks(svc: Services) -> tuple[int, int]:
+    """The callback sweep: remind citizens who have not rated, close expired windows.
+
+    Returns (reminded, closed).
+    """
+    policy = svc.policy
+    now = svc.clock.now()
+    # The reminder is due `close - reminder` before the window closes.
+    lead = policy.callback.close_after - policy.callback.reminder_after
+    rows = await svc.db.fetch_all(
+        "SELECT number, callback_due, callback_reminded FROM cases"
+        " WHERE callback_due IS NOT NULL AND callback_due <= ? AND state = 'replied'"
+        " ORDER BY callback_due LIMIT 1000",
+        (to_db(now + lead),),
+    )
+    reminded = closed = 0
+    for number, due, was_reminded in rows:
+        try:
+            if due <= (to_db(now) or 0):
+                await close_not_rated(svc, number)
+                closed += 1
+            elif not was_reminded:
+                await remind_callback(svc, number)
+                reminded += 1
+        except errors.IllegalTransition:
+            continue  # rated or reminded meanwhile
+    return reminded, closed
+
+
 async def remind_callback(svc: Services, number: str) -> Case:
     """Remind the citizen once to rate the answer."""
     return await _system(svc, number, lambda c, now: c.remind_callback(now))

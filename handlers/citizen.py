@@ -831,17 +831,17 @@ async def my_cases(update: Update, context: Context) -> None:
 
 PUBLIC_EVENTS = {
     "CaseFiled": N_("Filed"),
-    "CaseAssigned": "Passed to {unit}",
-    "AssignmentSigned": "Signed for by {unit}",
-    "InterimAnswerPosted": "Progress reply from {unit}",
-    "AnswerPublished": "Final answer from {unit}",
-    "ExtensionApproved": "Deadline extended",
-    "QuestionAsked": "Question to you",
-    "QuestionAnswered": "Your answer",
-    "CaseRated": "Your rating",
-    "CaseReopened": "Reopened",
-    "CaseClosed": "Closed",
-    "CaseRejected": "Not accepted",
+    "CaseAssigned": N_("Passed to {unit}"),
+    "AssignmentSigned": N_("Signed for by {unit}"),
+    "InterimAnswerPosted": N_("Progress reply from {unit}"),
+    "AnswerPublished": N_("Final answer from {unit}"),
+    "ExtensionApproved": N_("Deadline extended"),
+    "QuestionAsked": N_("Question to you"),
+    "QuestionAnswered": N_("Your answer"),
+    "CaseRated": N_("Your rating"),
+    "CaseReopened": N_("Reopened"),
+    "CaseClosed": N_("Closed"),
+    "CaseRejected": N_("Not accepted"),
 }
 
 

@@ -20,6 +20,7 @@ from bot.domain import errors
 from bot.domain.case import Case, CaseState
 from bot.domain.policy import Policy, Track
 from bot.i18n import N_, Translator
+from bot.letters import LetterFacts, assignment_letter
 from storage.cases import load_case
 from storage.db import Database
 
@@ -82,6 +83,7 @@ class Rendered:
     text: str
     keyboard: InlineKeyboardMarkup | None = None
     attachments: list[dict[str, Any]] = field(default_factory=list)
+    documents: list[tuple[str, bytes]] = field(default_factory=list)  # (file name, content)
 
 
 @dataclass
@@ -636,6 +638,125 @@ def _simple(
     return render
 
 
+ESCALATION_REASONS = {
+    "overdue": N_("overdue"),
+    "too_many_returns": N_("returned too often"),
+    "manual": N_("by staff"),
+}
+
+
+async def supervision_escalation(ctx: RenderContext, p: dict[str, Any]) -> Rendered:
+    """An escalation to the supervision group; an overdue one carries the 交办函 PDF."""
+    case = await _case(ctx, p)
+    _ = ctx._
+    reason = _(ESCALATION_REASONS.get(str(p.get("reason")), str(p.get("reason"))))
+    lines = [
+        "🚨 "
+        + _("<b>{number}</b> is escalated to supervision ({reason}).").format(
+            number=case.number, reason=reason
+        )
+    ]
+    units = p.get("units") or []
+    if units:
+        lines.append(_("Units") + ": " + "、".join(ctx.unit(u) for u in units))
+    documents: list[tuple[str, bytes]] = []
+    if p.get("reason") == "overdue" and p.get("due") and p.get("unit"):
+        due = datetime.fromisoformat(str(p["due"]))
+        lines.append(
+            _("Missed: {stage}, due {date}").format(
+                stage=_(STAGE_NAMES.get(str(p.get("stage")), "")), date=ctx.when(due)
+            )
+        )
+        documents.append((f"交办函-{case.number}.pdf", letter_for(ctx, case, p, due)))
+    return Rendered("\n".join(lines), None, [], documents)
+
+
+def letter_for(ctx: RenderContext, case: Case, p: dict[str, Any], due: datetime) -> bytes:
+    """The assignment letter for an overdue escalation."""
+    calendar = ctx.policy.calendar
+    tz = calendar.tz
+    unit = str(p["unit"])
+    assignment = next((a for a in case.assignments if a.unit_code == unit), None)
+    issued = datetime.fromisoformat(str(p["issued_at"])) if p.get("issued_at") else due
+    facts = LetterFacts(
+        number=case.number,
+        city=ctx.policy.city,
+        unit_name=html.unescape(translator_free_unit(ctx, unit)),
+        category=ctx.policy.categories[case.category].name
+        if case.category in ctx.policy.categories
+        else case.category,
+        district=ctx.policy.districts[case.district].name
+        if case.district in ctx.policy.districts
+        else case.district,
+        text=case.text,
+        filed_at=case.filed_at.astimezone(tz),
+        assigned_at=(assignment.assigned_at if assignment else case.filed_at).astimezone(tz),
+        stage=str(p.get("stage")),
+        due=due.astimezone(tz),
+        days_overdue=round(calendar.working_days_between(due, issued), 1),
+        issued_at=issued.astimezone(tz),
+    )
+    return assignment_letter(facts)
+
+
+def translator_free_unit(ctx: RenderContext, code: str) -> str:
+    """A unit's official (Simplified Chinese) name, for documents."""
+    unit = ctx.policy.units.get(code)
+    return unit.name if unit else ctx.unit_names.get(code, code)
+
+
+async def leaders_escalation(ctx: RenderContext, p: dict[str, Any]) -> Rendered:
+    """An escalation to the leaders' group."""
+    _ = ctx._
+    reason = _(ESCALATION_REASONS.get(str(p.get("reason")), str(p.get("reason"))))
+    lines = [
+        "🚨 "
+        + _("<b>{number}</b> is escalated to the leaders ({reason}).").format(
+            number=html.escape(str(p.get("number"))), reason=reason
+        )
+    ]
+    if p.get("unit"):
+        lines.append(_("Units") + ": " + ctx.unit(str(p["unit"])))
+    return Rendered("\n".join(lines))
+
+
+async def unit_reminder(ctx: RenderContext, p: dict[str, Any]) -> Rendered:
+    """A reminder before a deadline."""
+    _ = ctx._
+    return Rendered(
+        "⏰ "
+        + _("Reminder: <b>{number}</b> — {stage} is due by {date}.").format(
+            number=html.escape(str(p.get("number"))),
+            stage=_(STAGE_NAMES.get(str(p.get("stage")), "")),
+            date=ctx.when(p.get("due")),
+        )
+    )
+
+
+async def unit_overdue(ctx: RenderContext, p: dict[str, Any]) -> Rendered:
+    """An overdue notice (催办), repeated each working morning."""
+    _ = ctx._
+    return Rendered(
+        "❗ "
+        + _("Overdue (催办): <b>{number}</b> — {stage} was due {date}. Please act today.").format(
+            number=html.escape(str(p.get("number"))),
+            stage=_(STAGE_NAMES.get(str(p.get("stage")), "")),
+            date=ctx.when(p.get("due")),
+        )
+    )
+
+
+async def unit_escalated(ctx: RenderContext, p: dict[str, Any]) -> Rendered:
+    """The unit is told its overdue case went to supervision or the leaders."""
+    _ = ctx._
+    message = (
+        _("🚨 <b>{number}</b> is overdue and has been escalated to the supervision group (督办).")
+        if p.get("level") == "supervision"
+        else _("🚨 <b>{number}</b> is overdue and has been escalated to the leaders.")
+    )
+    return Rendered(message.format(number=html.escape(str(p.get("number")))))
+
+
 RENDERERS: dict[str, Callable[[RenderContext, dict[str, Any]], Awaitable[Rendered]]] = {
     "citizen.case_filed": citizen_case_filed,
     "citizen.case_assigned": citizen_case_assigned,
@@ -741,9 +862,7 @@ RENDERERS: dict[str, Callable[[RenderContext, dict[str, Any]], Awaitable[Rendere
     "unit.citizen_answer": _simple(
         N_("💬 The citizen answered your question on <b>{number}</b>:\n\n{text}"), "text"
     ),
-    "supervision.escalation": _simple(
-        N_("🚨 <b>{number}</b> is escalated to supervision ({reason})."), "reason"
-    ),
+    "supervision.escalation": supervision_escalation,
     "supervision.appeal_request": _with_buttons(
         _simple(
             N_("⚖️ {unit} appeals the unsatisfied rating of <b>{number}</b>: {reason}"),
@@ -757,9 +876,10 @@ RENDERERS: dict[str, Callable[[RenderContext, dict[str, Any]], Awaitable[Rendere
             ]
         ],
     ),
-    "leaders.escalation": _simple(
-        N_("🚨 <b>{number}</b> is escalated to the leaders ({reason})."), "reason"
-    ),
+    "leaders.escalation": leaders_escalation,
+    "unit.reminder": unit_reminder,
+    "unit.overdue": unit_overdue,
+    "unit.escalated": unit_escalated,
     "leaders.special_report": _simple(
         N_("📣 Special report: <b>{number}</b> is now on the high-level track.")
     ),

@@ -91,7 +91,7 @@ async def unit_button(update: Update, context: Context) -> None:
         "n": ("input", g("Your unit's input for the lead unit:")),
         "q": ("ask", g("Your question to the citizen (they will not see who you are):")),
         "e": ("extend", g("New deadline and reason, e.g. 2026-12-20 需要协调施工单位")),
-        "ap": ("appeal", g("Why was the rating caused by objective limits (核减)?")),
+        "ap": ("appeal", g("Why was the unsatisfied rating due to objective limits (核减)?")),
     }
     if verb not in prompts:
         return

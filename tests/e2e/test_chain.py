@@ -228,12 +228,11 @@ async def test_extension_approved_and_denied(world: World):
     card = await triage(world, number, "Routine", "ZLSGS")
     water = world.liaisons["ZLSGS"]
     await world.press(water, world.units["ZLSGS"], card, "✅ " + z("Sign"))
-    for decision in ("❌ " + z("Deny"), "✅ " + z("Approve")):
+    for round_, decision in enumerate(("❌ " + z("Deny"), "✅ " + z("Approve")), start=1):
         card = await world.card(world.units["ZLSGS"], number, z("being handled"))
         await world.press(water, world.units["ZLSGS"], card, z("Request extension"))
         await world.reply_to_prompt(water, world.units["ZLSGS"], "2026-12-15 需更换主管道")
-        request = await world.h.sim.wait_for(world.desk, "需更换主管道", since=0,
-                                             count=1 if "Deny" in decision else 2)
+        request = await world.h.sim.wait_for(world.desk, "需更换主管道", since=0, count=round_)
         await world.press(world.dispatcher, world.desk, request, decision)
         await world.h.drained()
     told = await world.h.sim.wait_for(world.citizen, "需更换主管道", since=0)
