@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+GROUP_LIMIT = 64  # use cases per commit at most, so a steady stream still commits often
 
 Row = aiosqlite.Row
 
@@ -72,7 +73,11 @@ class Reader(Protocol):
 
 
 class UnitOfWork:
-    """One write transaction. It rolls back unless `commit()` is called."""
+    """One use case's writes: a savepoint in the current write group.
+
+    It rolls back unless `commit()` is called; the block's exit returns only once the
+    group's COMMIT is durable. Every call is one hop to the writer thread.
+    """
 
     def __init__(self, connection: aiosqlite.Connection) -> None:
         self._connection = connection
@@ -80,10 +85,8 @@ class UnitOfWork:
 
     async def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
         """Run one statement; returns the last inserted row id."""
-        cursor = await self._connection.execute(sql, params)
-        row_id = cursor.lastrowid or 0
-        await cursor.close()
-        return row_id
+        row = await self._connection.execute_insert(sql, params)
+        return int(row[0]) if row and row[0] is not None else 0
 
     async def execute_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         """Run one statement for many parameter rows."""
@@ -91,17 +94,16 @@ class UnitOfWork:
 
     async def fetch_one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Row | None:
         """The first row of a query inside the transaction."""
-        async with self._connection.execute(sql, params) as cursor:
-            return await cursor.fetchone()
+        rows = await self._connection.execute_fetchall(sql, params)
+        return next(iter(rows), None)
 
     async def fetch_all(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Row]:
         """All rows of a query inside the transaction."""
-        async with self._connection.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+        return list(await self._connection.execute_fetchall(sql, params))
 
     async def commit(self) -> None:
-        """Make the work durable."""
-        await self._connection.execute("COMMIT")
+        """Keep this use case's writes; durable when the unit of work's block exits."""
+        await self._connection.execute("RELEASE SAVEPOINT uow")
         self.committed = True
 
 
@@ -118,6 +120,9 @@ class Database:
         self._lock = asyncio.Lock()
         # Called after every commit: the outbox sender wakes up instead of polling.
         self.commit_listeners: list[Callable[[], None]] = []
+        self._waiting = 0
+        self._group: asyncio.Future[None] | None = None
+        self._group_size = 0
 
     async def _open(self) -> aiosqlite.Connection:
         connection = await aiosqlite.connect(self.path, isolation_level=None)
@@ -181,18 +186,60 @@ class Database:
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
-        """A write transaction; rolled back unless the block calls `commit()`."""
-        async with self._lock:
-            await self.writer.execute("BEGIN IMMEDIATE")
-            uow = UnitOfWork(self.writer)
+        """A use case's writes; rolled back unless the block calls `commit()`.
+
+        Group commit: use cases that queue for the writer while another runs join one
+        transaction, each in its own savepoint, and the last of them commits for all —
+        one fsync for the group instead of one each. Every block still exits only after
+        its writes are durable, so "filed as …" is never said before the commit.
+        """
+        self._waiting += 1
+        try:
+            await self._lock.acquire()
+        finally:
+            self._waiting -= 1
+        group: asyncio.Future[None] | None = None
+        uow = UnitOfWork(self.writer)
+        try:
+            if self._group is None:
+                await self.writer.execute("BEGIN IMMEDIATE")
+                self._group = asyncio.get_running_loop().create_future()
+                self._group_size = 0
+            group = self._group
+            self._group_size += 1
+            await self.writer.execute("SAVEPOINT uow")
             try:
                 yield uow
             finally:
                 if not uow.committed:
-                    await self.writer.execute("ROLLBACK")
-        if uow.committed:
-            for listener in self.commit_listeners:
-                listener()
+                    await self.writer.execute("ROLLBACK TO SAVEPOINT uow")
+                    await self.writer.execute("RELEASE SAVEPOINT uow")
+            if self._waiting == 0 or self._group_size >= GROUP_LIMIT:
+                await self._commit_group()
+        except BaseException:
+            if self._group is not None and self._waiting == 0:
+                await self._commit_group()
+            raise
+        finally:
+            self._lock.release()
+        if group is not None and uow.committed:
+            await group  # the COMMIT of this use case's group: durable from here on
+
+    async def _commit_group(self) -> None:
+        """COMMIT the open group and tell every member (with the lock held)."""
+        group, self._group = self._group, None
+        assert group is not None
+        try:
+            await self.writer.execute("COMMIT")
+        except Exception as error:
+            if self.writer.in_transaction:
+                await self.writer.execute("ROLLBACK")
+            group.set_exception(error)
+            group.exception()  # marked retrieved: each member re-raises it on await
+            return
+        group.set_result(None)
+        for listener in self.commit_listeners:
+            listener()
 
     async def fetch_all(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Row]:
         """All rows of a read-only query, on the reader connection."""
