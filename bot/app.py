@@ -27,6 +27,7 @@ from bot.i18n import N_, translator
 from bot.outbox import OutboxSender
 from bot.persistence import SqlitePersistence
 from bot.services import Services
+from scheduler.jobs import schedule
 from storage.db import Database
 
 logger = logging.getLogger(__name__)
@@ -93,9 +94,6 @@ def create_application(
     app.bot_data.sender = sender
     db.commit_listeners.append(sender.wake)
     register(app)
-    from scheduler.jobs import schedule
-
-    schedule(app)
     return app
 
 
@@ -129,6 +127,7 @@ async def start(app: WenzhengApp, *, polling: bool = True, poll_timeout: int = 1
     data.stop_event.clear()
     data.tasks.append(asyncio.create_task(data.sender.run(data.stop_event), name="outbox"))
     await app.start()
+    schedule(app)
     if polling and app.updater is not None:
         await app.updater.start_polling(
             poll_interval=0, timeout=poll_timeout, allowed_updates=ALLOWED_UPDATES

@@ -113,9 +113,11 @@ async def _act(
     update_id: int | None = None,
     unit_code: str | None = None,
 ) -> tuple[Case, T]:
-    """Load the case, check the actor, apply `change`, persist — in one transaction."""
+    """Load the case, check the actor, apply `change`, persist — in one transaction,
+    run on the writer thread in one hop (the domain is pure, so it may run there too)."""
     now = svc.clock.now()
-    async with svc.db.unit_of_work() as uow:
+
+    async def transaction(uow: UnitOfWork) -> tuple[Case, Actor, T]:
         await mark_update_processed(uow, update_id, to_db(now) or 0)
         if Role.CITIZEN not in ALLOWED[action] and Role.LIAISON not in ALLOWED[action]:
             # Staff actions: refuse non-staff before looking the case up, so a refusal
@@ -126,6 +128,9 @@ async def _act(
         result = change(case, actor, now)
         await _persist(uow, case, now)
         await uow.commit()
+        return case, actor, result
+
+    case, actor, result = await svc.db.run(transaction)
     logger.info("case %s: %s by %s", case.number, action.value, actor.role.value)
     return case, result
 
@@ -155,9 +160,10 @@ async def file_case(
         raise errors.InvalidInput(
             "attachments", field="attachments", limit=policy.limits.attachments_max
         )
-    async with svc.db.unit_of_work() as uow:
+
+    async def transaction(uow: UnitOfWork) -> Case:
         await mark_update_processed(uow, update_id, now_db)
-        since = to_db(now) - 3_600_000_000  # type: ignore[operator]
+        since = now_db - 3_600_000_000
         recent = await uow.fetch_one(
             "SELECT count(*) FROM cases WHERE citizen_id = ? AND filed_at > ?",
             (citizen.user_id, since),
@@ -200,6 +206,10 @@ async def file_case(
                 ],
             )
         await uow.commit()
+        return case
+
+    # One hop to the writer thread for the whole filing; returns after the commit.
+    case = await svc.db.run(transaction)
     logger.info("case %s: filed (update %s)", case.number, update_id)
     return case
 

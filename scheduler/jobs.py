@@ -39,18 +39,15 @@ def schedule(app: Any) -> None:
         raise RuntimeError("PTB's job queue needs APScheduler installed")
     # The scheduler's time zone is the policy's: set through PTB's Defaults(tzinfo) when
     # the application is built (reconfiguring APScheduler here would drop PTB's executor).
-    # first=0: run once at start-up, so downtime never skips a deadline.
-    queue.run_repeating(
-        deadline_sweep,
-        interval=SWEEP_INTERVAL,
-        first=0,
-        name="deadline-sweep",
-        job_kwargs={"max_instances": 1, "coalesce": True},
-    )
-    queue.run_repeating(
-        callback_sweep,
-        interval=SWEEP_INTERVAL,
-        first=1,
-        name="callback-sweep",
-        job_kwargs={"max_instances": 1, "coalesce": True},
-    )
+    # Once right now, so downtime never skips a deadline: an interval job whose first
+    # run is "now" is pushed a whole interval on by APScheduler, a one-off job is not.
+    queue.run_once(deadline_sweep, when=0, name="start-up-sweep")
+    queue.run_once(callback_sweep, when=0, name="start-up-callback-sweep")
+    for job, name in ((deadline_sweep, "deadline-sweep"), (callback_sweep, "callback-sweep")):
+        queue.run_repeating(
+            job,
+            interval=SWEEP_INTERVAL,
+            first=SWEEP_INTERVAL,
+            name=name,
+            job_kwargs={"max_instances": 1, "coalesce": True},
+        )

@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import aiosqlite
 
@@ -26,6 +27,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 GROUP_LIMIT = 64  # use cases per commit at most, so a steady stream still commits often
 
 Row = aiosqlite.Row
+T = TypeVar("T")
 
 
 def to_db(moment: datetime | None) -> int | None:
@@ -79,8 +81,11 @@ class UnitOfWork:
     group's COMMIT is durable. Every call is one hop to the writer thread.
     """
 
-    def __init__(self, connection: aiosqlite.Connection) -> None:
+    def __init__(self, connection: aiosqlite.Connection, savepoint: bool) -> None:
         self._connection = connection
+        # The first use case of a group needs no savepoint: nothing else is in the
+        # transaction yet, so a rollback can undo the whole of it.
+        self.savepoint = savepoint
         self.committed = False
 
     async def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
@@ -103,8 +108,62 @@ class UnitOfWork:
 
     async def commit(self) -> None:
         """Keep this use case's writes; durable when the unit of work's block exits."""
-        await self._connection.execute("RELEASE SAVEPOINT uow")
+        if self.savepoint:
+            await self._connection.execute("RELEASE SAVEPOINT uow")
         self.committed = True
+
+
+class ImmediateUnitOfWork(UnitOfWork):
+    """The same interface, run on the writer thread itself: each call completes at once.
+
+    A use case's whole transaction body — storage calls and the pure domain between
+    them — then costs one hop to the writer thread instead of one per statement.
+    """
+
+    def __init__(self, raw: sqlite3.Connection, savepoint: bool) -> None:
+        self._raw = raw
+        self.savepoint = savepoint
+        self.committed = False
+
+    async def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
+        """Run one statement; returns the last inserted row id."""
+        return self._raw.execute(sql, params).lastrowid or 0
+
+    async def execute_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """Run one statement for many parameter rows."""
+        self._raw.executemany(sql, rows)
+
+    async def fetch_one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Row | None:
+        """The first row of a query inside the transaction."""
+        return self._raw.execute(sql, params).fetchone()  # type: ignore[no-any-return]
+
+    async def fetch_all(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Row]:
+        """All rows of a query inside the transaction."""
+        return list(self._raw.execute(sql, params).fetchall())
+
+    async def commit(self) -> None:
+        """Keep this use case's writes; durable once the group commits."""
+        if self.savepoint:
+            self._raw.execute("RELEASE SAVEPOINT uow")
+        self.committed = True
+
+
+def _undo_raw(raw: sqlite3.Connection, savepoint: bool) -> None:
+    if savepoint:
+        raw.execute("ROLLBACK TO SAVEPOINT uow")
+        raw.execute("RELEASE SAVEPOINT uow")
+    else:
+        raw.execute("ROLLBACK")
+
+
+def _complete(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine that never suspends (it only awaits immediate storage calls)."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    coroutine.close()
+    raise RuntimeError("a transaction body awaited something other than the database")
 
 
 class Database:
@@ -199,22 +258,22 @@ class Database:
         finally:
             self._waiting -= 1
         group: asyncio.Future[None] | None = None
-        uow = UnitOfWork(self.writer)
+        uow = UnitOfWork(self.writer, savepoint=self._group is not None)
         try:
             if self._group is None:
                 await self.writer.execute("BEGIN IMMEDIATE")
                 self._group = asyncio.get_running_loop().create_future()
                 self._group_size = 0
+            else:
+                await self.writer.execute("SAVEPOINT uow")
             group = self._group
             self._group_size += 1
-            await self.writer.execute("SAVEPOINT uow")
             try:
                 yield uow
             finally:
                 if not uow.committed:
-                    await self.writer.execute("ROLLBACK TO SAVEPOINT uow")
-                    await self.writer.execute("RELEASE SAVEPOINT uow")
-            if self._waiting == 0 or self._group_size >= GROUP_LIMIT:
+                    await self._undo(uow)
+            if self._group is not None and (self._waiting == 0 or self._group_size >= GROUP_LIMIT):
                 await self._commit_group()
         except BaseException:
             if self._group is not None and self._waiting == 0:
@@ -224,6 +283,75 @@ class Database:
             self._lock.release()
         if group is not None and uow.committed:
             await group  # the COMMIT of this use case's group: durable from here on
+
+    async def run(self, body: Callable[[UnitOfWork], Coroutine[Any, Any, T]]) -> T:
+        """Run a use case's transaction body on the writer thread, in one hop.
+
+        `body` gets a unit of work and may only await its calls (they complete at once);
+        it must call `commit()` to keep its writes. Group commit as in `unit_of_work`:
+        this returns only after the writes are durable.
+        """
+        self._waiting += 1
+        try:
+            await self._lock.acquire()
+        finally:
+            self._waiting -= 1
+        try:
+            first = self._group is None
+            # aiosqlite runs `_execute(fn)` on its own thread; the only way to hand it a
+            # whole transaction rather than one statement at a time.
+            raw: sqlite3.Connection = self.writer._conn
+
+            def transaction() -> tuple[T, bool]:
+                raw.execute("BEGIN IMMEDIATE" if first else "SAVEPOINT uow")
+                uow = ImmediateUnitOfWork(raw, savepoint=not first)
+                try:
+                    result = _complete(body(uow))
+                except BaseException:
+                    _undo_raw(raw, uow.savepoint)
+                    raise
+                if not uow.committed:
+                    _undo_raw(raw, uow.savepoint)
+                return result, uow.committed
+
+            if first:
+                self._group = asyncio.get_running_loop().create_future()
+                self._group_size = 0
+            group = self._group
+            try:
+                result, committed = await self.writer._execute(transaction)
+            except BaseException:
+                if first:  # the transaction was rolled back whole
+                    self._group = None
+                    assert group is not None
+                    group.set_result(None)
+                elif self._waiting == 0:
+                    await self._commit_group()
+                raise
+            if first and not committed:
+                self._group = None
+                assert group is not None
+                group.set_result(None)
+            else:
+                self._group_size += 1
+                if self._waiting == 0 or self._group_size >= GROUP_LIMIT:
+                    await self._commit_group()
+        finally:
+            self._lock.release()
+        if committed:
+            await group
+        return result
+
+    async def _undo(self, uow: UnitOfWork) -> None:
+        """Roll back one use case: its savepoint, or the whole group if it was alone."""
+        if uow.savepoint:
+            await self.writer.execute("ROLLBACK TO SAVEPOINT uow")
+            await self.writer.execute("RELEASE SAVEPOINT uow")
+            return
+        await self.writer.execute("ROLLBACK")
+        group, self._group = self._group, None
+        if group is not None:
+            group.set_result(None)
 
     async def _commit_group(self) -> None:
         """COMMIT the open group and tell every member (with the lock held)."""

@@ -41,6 +41,15 @@ def _next_morning(after: date, around_the_clock: bool, calendar: WorkingCalendar
     return calendar.next_working_morning(end_of_day)
 
 
+def _in_working_day(moment: datetime, calendar: WorkingCalendar) -> bool:
+    """Inside working hours, end of day included (a deadline at 17:30 is chased at 17:30)."""
+    local = moment.astimezone(calendar.tz)
+    return (
+        calendar.is_working_day(local.date())
+        and calendar.day_start <= local.time().replace(tzinfo=None) <= calendar.day_end
+    )
+
+
 def plan_chase(
     *,
     stages: dict[str, datetime],
@@ -73,7 +82,11 @@ def plan_chase(
         if notices:
             next_at = _next_morning(date.fromisoformat(notices[-1]), around, calendar)
         else:
-            next_at = due if around or wall_clock else calendar.next_working_start(due)
+            next_at = (
+                due
+                if around or wall_clock or _in_working_day(due, calendar)
+                else (calendar.next_working_start(due))
+            )
         if now >= next_at:
             today = now.astimezone(calendar.tz).date()
             steps.append(ChaseStep(f"{stage}:overdue:{today.isoformat()}", "overdue", stage, due))

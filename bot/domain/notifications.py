@@ -131,7 +131,7 @@ def messages_for(case: Case, event: Event) -> list[OutboxMessage]:
         return [desk_card(case), unit_card(case, unit or "")]
     if kind == "CaseEscalated":
         group = "supervision" if d["level"] == "supervision" else "leaders"
-        return [
+        messages = [
             desk_card(case),
             to_group(
                 case,
@@ -140,7 +140,37 @@ def messages_for(case: Case, event: Event) -> list[OutboxMessage]:
                 reason=d["reason"],
                 case_id=case.id,
                 units=case.handling_units,
+                unit=unit,
+                stage=d.get("stage"),
+                due=d.get("due"),
+                issued_at=event.at.isoformat(),
             ),
+        ]
+        if unit and d["reason"] == "overdue":
+            messages.append(
+                to_unit(
+                    case,
+                    unit,
+                    "unit.escalated",
+                    level=d["level"],
+                    stage=d.get("stage"),
+                    due=d.get("due"),
+                )
+            )
+        return messages
+    if kind == "ReminderSent":
+        return [to_unit(case, unit or "", "unit.reminder", stage=d["stage"], due=d["due"])]
+    if kind == "OverdueNoticeSent":
+        return [
+            to_unit(
+                case,
+                unit or "",
+                "unit.overdue",
+                stage=d["stage"],
+                due=d["due"],
+                days=d["days_overdue"],
+            ),
+            unit_card(case, unit or ""),
         ]
     if kind == "ExtensionRequested":
         return [
