@@ -27,6 +27,7 @@ from bot.i18n import N_, translator
 from bot.outbox import OutboxSender
 from bot.persistence import SqlitePersistence
 from bot.services import Services
+from scheduler.calendar_watch import schedule as watch_calendar
 from scheduler.jobs import schedule
 from storage.db import Database
 
@@ -128,6 +129,7 @@ async def start(app: WenzhengApp, *, polling: bool = True, poll_timeout: int = 1
     data.tasks.append(asyncio.create_task(data.sender.run(data.stop_event), name="outbox"))
     await app.start()
     schedule(app)
+    watch_calendar(app)
     if polling and app.updater is not None:
         await app.updater.start_polling(
             poll_interval=0, timeout=poll_timeout, allowed_updates=ALLOWED_UPDATES

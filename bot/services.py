@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from bot.clock import Clock
 from bot.domain import errors
 from bot.domain.case import Actor, Case, RejectReason, Role, check_text
-from bot.domain.notifications import messages_for
+from bot.domain.notifications import OutboxMessage, messages_for
 from bot.domain.permissions import ALLOWED, Action, staff_role_for
 from bot.domain.policy import Policy
 from storage import directory
@@ -1143,3 +1143,34 @@ async def find_user(svc: Services, reference: str) -> int | None:
         "SELECT id FROM users WHERE lower(username) = lower(?)", (reference.lstrip("@"),)
     )
     return int(row[0]) if row else None
+
+
+async def warn_if_calendar_missing(svc: Services) -> bool:
+    """From 1 December, tell the desk once a day that next year's official schedule is
+    missing from the policy (deadlines would fall back to an approximation)."""
+    calendar = svc.policy.calendar
+    now = svc.clock.now()
+    today = now.astimezone(calendar.tz).date()
+    if not calendar.next_year_schedule_missing(today):
+        return False
+    year = today.year + (1 if calendar.schedule_source(today.year) != "fallback" else 0)
+    now_db = to_db(now) or 0
+
+    async def transaction(uow: UnitOfWork) -> bool:
+        sent = await uow.fetch_one(
+            "INSERT INTO counters(name, value) VALUES (?, 1) ON CONFLICT(name) DO NOTHING"
+            " RETURNING value",
+            (f"calendar-warning:{today.isoformat()}",),
+        )
+        if sent is None:
+            return False
+        await enqueue(
+            uow, [OutboxMessage("dispatch", None, "desk.calendar_missing", {"year": year})], now_db
+        )
+        await uow.commit()
+        return True
+
+    warned = await svc.db.run(transaction)
+    if warned:
+        logger.warning("the official schedule for %s is missing from the policy", year)
+    return warned

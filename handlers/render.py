@@ -757,6 +757,19 @@ async def unit_escalated(ctx: RenderContext, p: dict[str, Any]) -> Rendered:
     return Rendered(message.format(number=html.escape(str(p.get("number")))))
 
 
+async def desk_calendar_missing(ctx: RenderContext, p: dict[str, Any]) -> Rendered:
+    """The desk is warned that next year's official working calendar is missing."""
+    return Rendered(
+        "📅 "
+        + ctx._(
+            "The official holiday schedule for {year} is not in the policy yet. Deadlines in "
+            "{year} would use an approximation without adjusted working weekends. Please add "
+            "[calendar.years.{year}] to the policy file as soon as the State Council publishes "
+            "it."
+        ).format(year=int(p["year"]))
+    )
+
+
 RENDERERS: dict[str, Callable[[RenderContext, dict[str, Any]], Awaitable[Rendered]]] = {
     "citizen.case_filed": citizen_case_filed,
     "citizen.case_assigned": citizen_case_assigned,
@@ -771,6 +784,7 @@ RENDERERS: dict[str, Callable[[RenderContext, dict[str, Any]], Awaitable[Rendere
     "citizen.question": citizen_question,
     "citizen.contact": citizen_contact,
     "card.desk": card_desk,
+    "desk.calendar_missing": desk_calendar_missing,
     "card.unit": card_unit,
     "desk.case_returned": _with_buttons(
         _simple(

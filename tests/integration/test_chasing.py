@@ -581,3 +581,19 @@ async def test_the_unit_is_told_its_overdue_case_was_escalated(svc, db, clock):
     ]
     levels = [p.get("level") for p in await outbox_params(db, number, "unit.escalated")]
     assert levels == ["supervision", "leaders"]
+
+
+async def test_the_desk_is_warned_once_a_day_from_1_december_about_next_years_calendar(
+    svc, db, clock
+):
+    clock.set(local(2026, 11, 30, 9, 0))
+    assert not await services.warn_if_calendar_missing(svc)
+    clock.set(local(2026, 12, 1, 9, 0))
+    assert await services.warn_if_calendar_missing(svc)
+    assert not await services.warn_if_calendar_missing(svc)  # once a day
+    clock.set(local(2026, 12, 2, 9, 0))
+    assert await services.warn_if_calendar_missing(svc)
+    rows = await db.fetch_all(
+        "SELECT params FROM outbox WHERE message_key = 'desk.calendar_missing'"
+    )
+    assert [r[0] for r in rows] == ['{"year": 2027}', '{"year": 2027}']
