@@ -286,3 +286,23 @@ async def test_unit_groups_never_see_the_citizens_identity(world: World):
                 assert secret not in message.text, (chat, message.text)
     desk_texts = " ".join(m.text for m in world.h.sim.sent(world.desk))
     assert "zhangsan_citizen" in desk_texts  # staff do see who wrote
+
+
+async def test_todo_search_and_the_staff_case_view(world: World):
+    number = await file(world)
+    await triage(world, number, "Routine", "ZLSGS")
+    water = world.liaisons["ZLSGS"]
+    await water.send("/todo", world.units["ZLSGS"])
+    todo = await world.h.sim.wait_for(world.units["ZLSGS"], number)
+    assert z("sign-for by the unit") in todo.text
+    await world.dispatcher.send(f"/case {number}", world.desk)
+    view = await world.h.sim.wait_for(world.desk, "zhangsan_citizen")
+    assert "CaseAssigned" in view.text
+    await world.dispatcher.send("/search 停水 district:langya", world.desk)
+    found = await world.h.sim.wait_for(world.desk, lambda m: number in m.text
+                                       and "zhangsan" not in m.text)
+    assert found
+    await world.outsider.send(f"/case {number}", world.desk)
+    await world.h.sim.idle()
+    assert not [m for m in world.h.sim.sent(world.desk)
+                if "zhangsan_citizen" in m.text and m.message_id > view.message_id]
