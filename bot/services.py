@@ -112,9 +112,13 @@ async def _act(
     change: Callable[[Case, Actor, datetime], T],
     update_id: int | None = None,
     unit_code: str | None = None,
+    units: tuple[str, ...] = (),
 ) -> tuple[Case, T]:
     """Load the case, check the actor, apply `change`, persist — in one transaction,
-    run on the writer thread in one hop (the domain is pure, so it may run there too)."""
+    run on the writer thread in one hop (the domain is pure, so it may run there too).
+
+    `units` are units the change hands the case to: they must exist and be active.
+    """
     now = svc.clock.now()
 
     async def transaction(uow: UnitOfWork) -> tuple[Case, Actor, T]:
@@ -125,6 +129,7 @@ async def _act(
             await _authorize(svc, uow, user_id, action, None, None)
         case = await load_case(uow, number=number)
         actor = await _authorize(svc, uow, user_id, action, case, unit_code)
+        await _require_active_units(uow, units)
         result = change(case, actor, now)
         await _persist(uow, case, now)
         await uow.commit()
@@ -302,19 +307,21 @@ async def assign_case(
 
     Also used to reassign a case a unit returned: the returned assignment is withdrawn.
     """
-    now = svc.clock.now()
-    async with svc.db.unit_of_work() as uow:
-        await mark_update_processed(uow, update_id, to_db(now) or 0)
-        await _authorize(svc, uow, user_id, Action.ASSIGN, None, None)
-        case = await load_case(uow, number=number)
-        actor = await _authorize(svc, uow, user_id, Action.ASSIGN, case, None)
-        await _require_active_units(uow, (lead_unit, *co_units))
+
+    def change(case: Case, actor: Actor, now: datetime) -> None:
         if track is not None:
             case.set_track(track, actor, now, svc.policy)
         case.assign(lead_unit, actor, now, svc.policy, co_units)
-        await _persist(uow, case, now)
-        await uow.commit()
-    logger.info("case %s: assigned to %s", case.number, lead_unit)
+
+    case, _ = await _act(
+        svc,
+        user_id=user_id,
+        action=Action.ASSIGN,
+        number=number,
+        update_id=update_id,
+        units=(lead_unit, *co_units),
+        change=change,
+    )
     return case
 
 
@@ -357,23 +364,11 @@ async def rule_return(
     update_id: int | None = None,
 ) -> Case:
     """The desk rules on a return: reassign to another unit, or unfounded (审定)."""
-    if reassign_to is None:
-        case, _ = await _act(
-            svc,
-            user_id=user_id,
-            action=Action.RULE_RETURN,
-            number=number,
-            update_id=update_id,
-            change=lambda c, a, now: c.rule_return_unfounded(unit_code, a, now, note),
-        )
-        return case
-    now = svc.clock.now()
-    async with svc.db.unit_of_work() as uow:
-        await mark_update_processed(uow, update_id, to_db(now) or 0)
-        await _authorize(svc, uow, user_id, Action.RULE_RETURN, None, None)
-        case = await load_case(uow, number=number)
-        actor = await _authorize(svc, uow, user_id, Action.RULE_RETURN, case, None)
-        await _require_active_units(uow, (reassign_to,))
+
+    def change(case: Case, actor: Actor, now: datetime) -> None:
+        if reassign_to is None:
+            case.rule_return_unfounded(unit_code, actor, now, note)
+            return
         returned = case.assignment_of(unit_code)
         if returned.state != "returned":
             raise errors.IllegalTransition(
@@ -383,8 +378,16 @@ async def rule_return(
             case.assign(reassign_to, actor, now, svc.policy)
         else:
             case.reassign_co_unit(unit_code, reassign_to, actor, now, svc.policy)
-        await _persist(uow, case, now)
-        await uow.commit()
+
+    case, _ = await _act(
+        svc,
+        user_id=user_id,
+        action=Action.RULE_RETURN,
+        number=number,
+        update_id=update_id,
+        units=(reassign_to,) if reassign_to else (),
+        change=change,
+    )
     return case
 
 
@@ -452,16 +455,15 @@ async def add_co_unit(
     svc: Services, user_id: int, number: str, unit_code: str, *, update_id: int | None = None
 ) -> Case:
     """The desk adds a co-unit to a coordinated case."""
-    now = svc.clock.now()
-    async with svc.db.unit_of_work() as uow:
-        await mark_update_processed(uow, update_id, to_db(now) or 0)
-        await _authorize(svc, uow, user_id, Action.ASSIGN, None, None)
-        case = await load_case(uow, number=number)
-        actor = await _authorize(svc, uow, user_id, Action.ASSIGN, case, None)
-        await _require_active_units(uow, (unit_code,))
-        case.add_co_unit(unit_code, actor, now, svc.policy)
-        await _persist(uow, case, now)
-        await uow.commit()
+    case, _ = await _act(
+        svc,
+        user_id=user_id,
+        action=Action.ASSIGN,
+        number=number,
+        update_id=update_id,
+        units=(unit_code,),
+        change=lambda c, a, now: c.add_co_unit(unit_code, a, now, svc.policy),
+    )
     return case
 
 
@@ -469,19 +471,22 @@ async def reassign_case(
     svc: Services, user_id: int, number: str, unit_code: str, *, update_id: int | None = None
 ) -> Case:
     """The desk moves a case to another unit: a returned one by ruling, an active one anew."""
-    now = svc.clock.now()
-    async with svc.db.unit_of_work() as uow:
-        await mark_update_processed(uow, update_id, to_db(now) or 0)
-        await _authorize(svc, uow, user_id, Action.ASSIGN, None, None)
-        case = await load_case(uow, number=number)
-        actor = await _authorize(svc, uow, user_id, Action.ASSIGN, case, None)
-        await _require_active_units(uow, (unit_code,))
+
+    def change(case: Case, actor: Actor, now: datetime) -> None:
         if case.state == "new":
             case.assign(unit_code, actor, now, svc.policy)
         else:
             case.reassign(unit_code, actor, now, svc.policy)
-        await _persist(uow, case, now)
-        await uow.commit()
+
+    case, _ = await _act(
+        svc,
+        user_id=user_id,
+        action=Action.ASSIGN,
+        number=number,
+        update_id=update_id,
+        units=(unit_code,),
+        change=change,
+    )
     return case
 
 
