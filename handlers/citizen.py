@@ -33,6 +33,7 @@ from bot import services
 from bot.app import Context
 from bot.domain import errors
 from bot.domain.case import Case
+from bot.domain.policy import Named
 from bot.i18n import LANGUAGE_NAMES, LANGUAGES, N_, Translator, translator
 from handlers.common import error_text, t_for
 from handlers.render import STAGE_NAMES, STATE_NAMES, RenderContext, escape, next_deadline
@@ -362,26 +363,40 @@ async def on_private_media(update: Update, context: Context) -> int:
     return Filing.CATEGORY
 
 
-async def choose_category(update: Update, context: Context) -> int:
-    """Category chosen: ask the district."""
+async def _take_choice(
+    update: Update,
+    context: Context,
+    field: str,
+    prefix: str,
+    choices: dict[str, Named],
+    confirmation: str,
+) -> bool:
+    """Keep a category or district from its button; False for a stale or forged one."""
     query = update.callback_query
     assert query is not None and query.data is not None
     t = _(update, context)
-    code = query.data.removeprefix("f:c:")
-    policy = context.services.policy
-    if code not in policy.categories:
+    code = query.data.removeprefix(prefix)
+    if code not in choices:
         await query.answer(t.gettext("This button is no longer valid."))
-        return Filing.CATEGORY
-    draft = draft_of(context)
-    draft["category"] = code
+        return False
+    draft_of(context)[field] = code
     await query.answer()
     await query.edit_message_text(
-        t.gettext("Category: {name}").format(
-            name=html.escape(policy.categories[code].name_in(t.language))
-        ),
+        confirmation.format(name=html.escape(choices[code].name_in(t.language))),
         parse_mode=ParseMode.HTML,
     )
-    if draft.get("editing"):
+    return True
+
+
+async def choose_category(update: Update, context: Context) -> int:
+    """Category chosen: ask the district."""
+    t = _(update, context)
+    policy = context.services.policy
+    if not await _take_choice(
+        update, context, "category", "f:c:", policy.categories, t.gettext("Category: {name}")
+    ):
+        return Filing.CATEGORY
+    if draft_of(context).get("editing"):
         return await show_summary(update, context)
     await say(
         update,
@@ -394,23 +409,13 @@ async def choose_category(update: Update, context: Context) -> int:
 
 async def choose_district(update: Update, context: Context) -> int:
     """District chosen: ask the description (or, for a quick filing, go to the summary)."""
-    query = update.callback_query
-    assert query is not None and query.data is not None
     t = _(update, context)
-    code = query.data.removeprefix("f:d:")
     policy = context.services.policy
-    if code not in policy.districts:
-        await query.answer(t.gettext("This button is no longer valid."))
+    if not await _take_choice(
+        update, context, "district", "f:d:", policy.districts, t.gettext("District: {name}")
+    ):
         return Filing.DISTRICT
     draft = draft_of(context)
-    draft["district"] = code
-    await query.answer()
-    await query.edit_message_text(
-        t.gettext("District: {name}").format(
-            name=html.escape(policy.districts[code].name_in(t.language))
-        ),
-        parse_mode=ParseMode.HTML,
-    )
     if draft.get("editing") or (draft.get("quick") and draft.get("text")):
         return await show_summary(update, context)
     await say(
