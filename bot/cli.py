@@ -173,6 +173,50 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return demo_main()
 
 
+async def _report(settings: Settings, args: argparse.Namespace) -> int:
+    from bot import reports
+    from bot.i18n import translator
+    from storage import directory
+    from storage.db import Database
+
+    policy = load_policy(settings.policy)
+    if not settings.database.exists():
+        print(f"Database {settings.database} does not exist.", file=sys.stderr)
+        return EXIT_FAILURE
+    db = Database(settings.database)
+    await db.connect(migrate=False)
+    try:
+        now = Clock().now()
+        period = reports.parse_period(args.kind, args.period, now, policy)
+        track = "high_level" if args.kind == "daily" else None
+        report = await reports.build_report(db, policy, period, now, unit=args.unit, track=track)
+        names = await directory.unit_names(db)
+    finally:
+        await db.close()
+    paths = reports.write_files(report, translator(args.lang), policy, Path(args.out), names)
+    for path in paths:
+        print(path)
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write a report's text, chart and spreadsheet from the database."""
+    from bot.domain import errors
+
+    args.period = args.week or args.month or args.quarter or args.day
+    try:
+        return asyncio.run(_report(Settings.from_env(), args))
+    except PolicyError as error:
+        print(f"Policy error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except errors.InvalidInput:
+        print(
+            "Invalid period (e.g. --week 2026-W48, --month 2026-11, --quarter 2026-Q4).",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command."""
     parser = argparse.ArgumentParser(
@@ -197,6 +241,18 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="apply pending schema migrations")
     migrate.add_argument("--status", action="store_true", help="only list migrations")
     migrate.set_defaults(handler=cmd_migrate)
+    report = commands.add_parser(
+        "report", help="write a report (text, PNG chart, XLSX) from the database, offline"
+    )
+    report.add_argument("kind", choices=("weekly", "monthly", "quarterly", "daily"))
+    report.add_argument("--week", help="ISO week, e.g. 2026-W48 (default: this week)")
+    report.add_argument("--month", help="e.g. 2026-11")
+    report.add_argument("--quarter", help="e.g. 2026-Q4")
+    report.add_argument("--day", help="e.g. 2026-11-30 (daily high-level report)")
+    report.add_argument("--unit", help="one unit's report (unit code)")
+    report.add_argument("--lang", default="zh_Hans", help="zh_Hans, zh_Hant or en")
+    report.add_argument("--out", default=".", help="folder to write into (default: here)")
+    report.set_defaults(handler=cmd_report)
     return parser
 
 

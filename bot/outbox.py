@@ -209,6 +209,8 @@ class OutboxSender:
                     reply_markup=rendered.keyboard,
                 )
                 return existing[1]
+        if rendered.photos:
+            return await self._send_with_photo(chat_id, rendered)
         if rendered.documents and len(rendered.text) <= CAPTION_LIMIT:
             # A letter and its cover text go out as one message, so neither is lost alone.
             name, content = rendered.documents[0]
@@ -226,6 +228,21 @@ class OutboxSender:
         for attachment in rendered.attachments:
             await self._send_attachment(chat_id, attachment)
         return message.message_id
+
+    async def _send_with_photo(self, chat_id: int, rendered: Rendered) -> int | None:
+        """A report: the chart with the text as its caption (or the text first when too
+        long for a caption), then each document (the XLSX)."""
+        first: Message | None = None
+        caption = rendered.text if len(rendered.text) <= CAPTION_LIMIT else None
+        if caption is None:
+            first = await self.bot.send_message(chat_id, rendered.text, parse_mode="HTML")
+        name, content = rendered.photos[0]
+        photo = await self.bot.send_photo(
+            chat_id, InputFile(content, filename=name), caption=caption, parse_mode="HTML"
+        )
+        for name, content in rendered.documents:
+            await self.bot.send_document(chat_id, InputFile(content, filename=name))
+        return (first or photo).message_id
 
     async def _send_attachment(self, chat_id: int, attachment: dict[str, Any]) -> None:
         kind, file_id = attachment.get("kind"), attachment.get("file_id")

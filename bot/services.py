@@ -1179,3 +1179,36 @@ async def warn_if_calendar_missing(svc: Services) -> bool:
     if warned:
         logger.warning("the official schedule for %s is missing from the policy", year)
     return warned
+
+
+async def report_error(svc: Services, update_id: int | None, error: BaseException) -> bool:
+    """Tell the dispatch desk that an update failed (at most once a minute per error type).
+
+    Only the update id and the error's type go out: no user text, no identities.
+    """
+    now = svc.clock.now()
+    now_db = to_db(now) or 0
+    kind = type(error).__name__
+    minute = now.strftime("%Y%m%d%H%M")
+
+    async def transaction(uow: UnitOfWork) -> bool:
+        fresh = await uow.fetch_one(
+            "INSERT INTO counters(name, value) VALUES (?, 1) ON CONFLICT(name) DO NOTHING"
+            " RETURNING value",
+            (f"error:{kind}:{minute}",),
+        )
+        if fresh is None:
+            return False
+        await enqueue(
+            uow,
+            [
+                OutboxMessage(
+                    "dispatch", None, "desk.error", {"update_id": update_id, "error": kind}
+                )
+            ],
+            now_db,
+        )
+        await uow.commit()
+        return True
+
+    return await svc.db.run(transaction)

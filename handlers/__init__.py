@@ -10,7 +10,7 @@ from telegram.ext import CallbackQueryHandler, MessageHandler, TypeHandler, filt
 
 def register(app: Any) -> None:
     """Add every handler, in the order they are tried."""
-    from handlers import admin, citizen, common, desk, staff, unit
+    from handlers import admin, citizen, common, desk, reports, staff, unit
 
     # Group -1: the gatekeeper sees every update first and never stops it.
     app.add_handler(TypeHandler(Update, common.remember_user), group=-1)
@@ -21,6 +21,7 @@ def register(app: Any) -> None:
     unit.register(app)
     citizen.register(app)
     admin.register(app)
+    reports.register(app)
     # Last in group 0: whatever nobody handled.
     app.add_handler(
         MessageHandler(filters.ChatType.PRIVATE & filters.COMMAND, common.unknown_command)

@@ -8,6 +8,7 @@ from telegram import CallbackQuery, Update
 from telegram.constants import ChatType
 from telegram.error import BadRequest, TelegramError
 
+from bot import services
 from bot.app import Context, update_label
 from bot.domain import errors
 from bot.i18n import Translator, language_for, translator
@@ -130,6 +131,15 @@ async def unknown_command(update: Update, context: Context) -> None:
 async def on_error(update: object, context: Context) -> None:
     """Anything the handlers did not expect: logged once with the update id, never swallowed."""
     logger.error("update %s failed", update_label(update), exc_info=context.error)
+    if context.error is not None and context.bot_data.services is not None:
+        try:
+            await services.report_error(
+                context.services,
+                update.update_id if isinstance(update, Update) else None,
+                context.error,
+            )
+        except Exception:
+            logger.exception("could not report update %s to the desk", update_label(update))
     if isinstance(update, Update) and update.effective_chat is not None:
         t = t_for(update, context)
         try:

@@ -84,6 +84,7 @@ class Rendered:
     keyboard: InlineKeyboardMarkup | None = None
     attachments: list[dict[str, Any]] = field(default_factory=list)
     documents: list[tuple[str, bytes]] = field(default_factory=list)  # (file name, content)
+    photos: list[tuple[str, bytes]] = field(default_factory=list)  # (file name, PNG)
 
 
 @dataclass
@@ -770,6 +771,19 @@ async def desk_calendar_missing(ctx: RenderContext, p: dict[str, Any]) -> Render
     )
 
 
+async def desk_error(ctx: RenderContext, p: dict[str, Any]) -> Rendered:
+    """An update the bot could not handle: for the desk to know, with no user data."""
+    return Rendered(
+        "⚠️ "
+        + ctx._(
+            "An update could not be handled (update {update_id}, {error}). Nothing that was "
+            "committed is lost; the details are in the bot's log."
+        ).format(
+            update_id=html.escape(str(p.get("update_id"))), error=html.escape(str(p.get("error")))
+        )
+    )
+
+
 RENDERERS: dict[str, Callable[[RenderContext, dict[str, Any]], Awaitable[Rendered]]] = {
     "citizen.case_filed": citizen_case_filed,
     "citizen.case_assigned": citizen_case_assigned,
@@ -785,6 +799,7 @@ RENDERERS: dict[str, Callable[[RenderContext, dict[str, Any]], Awaitable[Rendere
     "citizen.contact": citizen_contact,
     "card.desk": card_desk,
     "desk.calendar_missing": desk_calendar_missing,
+    "desk.error": desk_error,
     "card.unit": card_unit,
     "desk.case_returned": _with_buttons(
         _simple(

@@ -3,13 +3,14 @@ bot runs one scheduler, not two. Jobs call services and keep no state of their o
 
 from __future__ import annotations
 
+import datetime
 import logging
 import time
 from typing import Any
 
 from telegram.ext import ContextTypes
 
-from bot import services
+from bot import reports, services
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +33,45 @@ async def callback_sweep(context: ContextTypes.DEFAULT_TYPE) -> None:
     await services.sweep_callbacks(svc)
 
 
+async def weekly_report(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Monday morning: last week's report (周报) to the dispatch group, once per week."""
+    svc: services.Services = context.bot_data.services  # type: ignore[attr-defined]
+    await reports.enqueue_weekly(svc)
+
+
+async def daily_report(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Working mornings: the high-level (高位办) report to the leaders' group."""
+    svc: services.Services = context.bot_data.services  # type: ignore[attr-defined]
+    await reports.enqueue_daily(svc)
+
+
+async def quarterly_report(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Daily check: in a quarter's first month, the last quarter's notice (季度通报), once."""
+    svc: services.Services = context.bot_data.services  # type: ignore[attr-defined]
+    today = svc.clock.now().astimezone(svc.policy.calendar.tz).date()
+    if today.month % 3 == 1 and svc.policy.calendar.is_working_day(today):
+        await reports.enqueue_quarterly(svc)
+
+
+def _at(text: str, tz: datetime.tzinfo) -> datetime.time:
+    hour, minute = (int(part) for part in text.split(":"))
+    return datetime.time(hour, minute, tzinfo=tz)
+
+
+def schedule_reports(app: Any, policy: Any) -> None:
+    """The report jobs, at the policy's times in the policy's time zone. PTB counts days
+    from Sunday (0) while the policy counts from Monday (0)."""
+    queue = app.job_queue
+    tz = policy.calendar.tz
+    rules = policy.reports
+    weekday = (rules.weekly_weekday + 1) % 7
+    queue.run_daily(
+        weekly_report, time=_at(rules.weekly_time, tz), days=(weekday,), name="weekly-report"
+    )
+    queue.run_daily(daily_report, time=_at(rules.daily_time, tz), name="daily-report")
+    queue.run_daily(quarterly_report, time=_at(rules.weekly_time, tz), name="quarterly-report")
+
+
 def schedule(app: Any) -> None:
     """Add the jobs to the application's job queue."""
     queue = app.job_queue
@@ -51,3 +91,6 @@ def schedule(app: Any) -> None:
             name=name,
             job_kwargs={"max_instances": 1, "coalesce": True},
         )
+    services_ = getattr(app.bot_data, "services", None)
+    if services_ is not None:
+        schedule_reports(app, services_.policy)

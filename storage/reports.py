@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.domain.metrics import CaseFact, Rate, RatingFact, StageFact
-from storage.db import Database, from_db, to_db
+from storage.db import Database, UnitOfWork, from_db, to_db
 
 # A stage counts when it was done, or when it was not done, its assignment was not
 # withdrawn and its deadline has passed (DESIGN §6: a unit that never signs must not
@@ -167,3 +167,99 @@ async def period_facts(db: Database, start: datetime, end: datetime) -> PeriodFa
         )
     ]
     return PeriodFacts(cases, stages, ratings)
+
+
+@dataclass(frozen=True)
+class CaseDetail:
+    """What a report lists of a case besides the figures: its track, category and state."""
+
+    number: str
+    lead_unit: str
+    track: str
+    category: str
+    state: str
+    filed_at: datetime
+
+
+async def case_details(db: Database, numbers: list[str]) -> dict[str, CaseDetail]:
+    """Track, category, state and filing time of the given cases, by number."""
+    result: dict[str, CaseDetail] = {}
+    for index in range(0, len(numbers), 500):
+        chunk = numbers[index : index + 500]
+        marks = ", ".join("?" * len(chunk))
+        for r in await db.fetch_all(
+            "SELECT number, lead_unit, track, category, state, filed_at FROM cases"
+            f" WHERE number IN ({marks})",
+            chunk,
+        ):
+            filed = from_db(r[5])
+            assert filed is not None
+            result[r[0]] = CaseDetail(r[0], r[1] or "", r[2] or "", r[3], r[4], filed)
+    return result
+
+
+@dataclass(frozen=True)
+class OpenAssignment:
+    """A current assignment of an open case with at least one deadline passed."""
+
+    number: str
+    unit_code: str
+    track: str
+    stages: tuple[StageFact, ...]
+
+
+async def overdue_candidates(db: Database, now: datetime) -> list[OpenAssignment]:
+    """Current assignments of open cases with a stage not done whose deadline has passed
+    (for the backlog, 清零); the caller classifies the stages with the §6 functions."""
+    rows = await db.fetch_all(
+        "SELECT c.number, a.unit_code, c.track, a.sign_due, a.signed_at, a.reply_due,"
+        " a.replied_at, a.resolve_due, a.resolved_at FROM assignments a"
+        " JOIN cases c ON c.id = a.case_id"
+        " WHERE c.state NOT IN ('closed', 'rejected') AND a.round = c.round"
+        " AND a.state NOT IN ('withdrawn', 'returned')"
+        " AND ((a.signed_at IS NULL AND a.sign_due <= :now)"
+        "   OR (a.replied_at IS NULL AND a.reply_due <= :now)"
+        "   OR (a.resolved_at IS NULL AND a.resolve_due <= :now))"
+        " ORDER BY a.id",
+        {"now": to_db(now)},
+    )
+    result: list[OpenAssignment] = []
+    for r in rows:
+        stages = tuple(
+            StageFact(r[0], r[1], stage, from_db(due), from_db(done))
+            for stage, due, done in (
+                ("sign", r[3], r[4]),
+                ("reply", r[5], r[6]),
+                ("resolve", r[7], r[8]),
+            )
+        )
+        result.append(OpenAssignment(r[0], r[1], r[2] or "", stages))
+    return result
+
+
+async def open_by_state(db: Database, track: str | None = None) -> dict[str, int]:
+    """Open cases (not closed or rejected) by state, optionally of one track."""
+    rows = await db.fetch_all(
+        "SELECT state, count(*) FROM cases WHERE state NOT IN ('closed', 'rejected')"
+        " AND (:track IS NULL OR track = :track) GROUP BY state",
+        {"track": track},
+    )
+    return {str(r[0]): int(r[1]) for r in rows}
+
+
+async def filed_between(db: Database, start: datetime, end: datetime) -> int:
+    """How many cases were filed in [start, end)."""
+    row = await db.fetch_one(
+        "SELECT count(*) FROM cases WHERE filed_at >= ? AND filed_at < ?",
+        (to_db(start), to_db(end)),
+    )
+    return int(row[0]) if row else 0
+
+
+async def claim_once(uow: UnitOfWork, name: str, now_db: int) -> bool:
+    """Record `name` (e.g. 'report:weekly:2026-W48') inside the caller's transaction;
+    False when it was recorded before, so a report is sent once per period."""
+    if await uow.fetch_one("SELECT 1 FROM counters WHERE name = ?", (name,)) is not None:
+        return False
+    await uow.execute("INSERT INTO counters(name, value) VALUES (?, ?)", (name, now_db))
+    return True

@@ -475,3 +475,16 @@ async def test_every_outbox_row_belongs_to_an_event_of_its_case(svc, db):
         " WHERE e.id IS NULL OR e.case_id != o.case_id"
     )
     assert orphans is not None and orphans[0] == 0
+
+
+async def test_errors_reach_the_desk_at_most_once_a_minute_per_kind(svc, db, clock):
+    assert await services.report_error(svc, 41, ValueError("boom: 13800138000"))
+    assert not await services.report_error(svc, 42, ValueError("again"))
+    assert await services.report_error(svc, 43, KeyError("x"))
+    clock.advance(timedelta(minutes=1))
+    assert await services.report_error(svc, 44, ValueError("later"))
+    rows = await db.fetch_all("SELECT params FROM outbox WHERE message_key = 'desk.error'")
+    params = [json.loads(r[0]) for r in rows]
+    assert params == [{"update_id": 41, "error": "ValueError"},
+                      {"update_id": 43, "error": "KeyError"},
+                      {"update_id": 44, "error": "ValueError"}]
