@@ -484,6 +484,18 @@ def summary_text(
                 satisfaction=_delta(t, report.satisfaction, before.satisfaction),
             )
         )
+    calendar = policy.calendar
+    if report.period.kind == "weekly" and calendar.next_year_schedule_missing(last_day):
+        year = last_day.year + (1 if calendar.schedule_source(last_day.year) != "fallback" else 0)
+        lines.append(
+            "📅 "
+            + g(
+                "The official holiday schedule for {year} is not in the policy yet. Deadlines in "
+                "{year} would use an approximation without adjusted working weekends. Please add "
+                "[calendar.years.{year}] to the policy file as soon as the State Council publishes "
+                "it."
+            ).format(year=year)
+        )
     if report.period.kind == "quarterly":
         lines.append(g("Ranking (score):"))
         for ranked in report.ranking:

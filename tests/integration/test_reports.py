@@ -273,3 +273,13 @@ async def test_the_cli_writes_text_chart_and_spreadsheet(svc, known, tmp_path):
     assert (out / "report-weekly-2026-W48.png").read_bytes().startswith(b"\x89PNG")
     book = load_workbook(out / "report-weekly-2026-W48.xlsx")
     assert book["cases"].max_row == 1 + len(known)
+
+
+async def test_a_december_weekly_report_warns_that_next_years_calendar_is_missing(svc):
+    november = await reports.build_report(
+        svc.db, svc.policy, reports.week_period("2026-W48", svc.policy), AS_OF)
+    december = await reports.build_report(
+        svc.db, svc.policy, reports.week_period("2026-W49", svc.policy), AS_OF)
+    g = translator("en")
+    assert "2027" not in reports.summary_text(november, g, svc.policy)
+    assert "[calendar.years.2027]" in reports.summary_text(december, g, svc.policy)
