@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 
 from bot.clock import Clock
@@ -159,10 +160,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     except PolicyError as error:
         print(f"Policy error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    from bot import ops
     from bot.app import run_polling
+    from bot.logs import configure_logging
 
-    logging.getLogger().setLevel(settings.log_level)
-    asyncio.run(run_polling(settings, policy, Clock()))
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        with ops.hold_run_lock(settings.database):
+            asyncio.run(run_polling(settings, policy, Clock()))
+    except ops.AlreadyRunning as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return EXIT_FAILURE
     return EXIT_OK
 
 
@@ -217,6 +225,148 @@ def cmd_report(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
 
+def _date_arg(text: str) -> date:
+    """An argparse type: a date like 2026-11-30."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-11-30") from None
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    """Copy the database to PATH: an online backup, consistent while the bot runs."""
+    from bot import ops
+
+    settings = Settings.from_env()
+    try:
+        result = asyncio.run(ops.backup(settings.database, Path(args.path), force=args.force))
+    except ops.OpsError as error:
+        print(f"Backup failed: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(
+        f"Backup {result.path}: {result.size:,} bytes, schema version {result.schema_version}, "
+        f"{result.cases} case(s); integrity check ok"
+    )
+    return EXIT_OK
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """Replace the database with a backup (the bot must be stopped)."""
+    from bot import ops
+
+    settings = Settings.from_env()
+    try:
+        result = asyncio.run(ops.restore(Path(args.path), settings.database))
+    except ops.OpsError as error:
+        print(f"Restore refused: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    if result.previous is not None:
+        print(f"The database it replaced is kept as {result.previous}")
+    print(
+        f"Restored {args.path} into {result.path}: schema version {result.schema_version}, "
+        f"{result.cases} case(s). Start the bot again."
+    )
+    return EXIT_OK
+
+
+async def _export(settings: Settings, args: argparse.Namespace) -> int:
+    from bot import ops
+    from storage.db import Database
+
+    policy = load_policy(settings.policy)
+    if not settings.database.is_file():
+        print(f"Database {settings.database} does not exist.", file=sys.stderr)
+        return EXIT_FAILURE
+    out = Path(args.out or f"cases-{args.date_from}-{args.date_to}.{args.format}")
+    db = Database(settings.database)
+    await db.connect(migrate=False)
+    try:
+        count = await ops.export_cases(
+            db,
+            args.date_from,
+            args.date_to,
+            args.format,
+            out,
+            policy=policy,
+            include_identity=args.with_identity,
+        )
+    finally:
+        await db.close()
+    print(f"{out}: {count} case(s)")
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Export cases filed in a date range as CSV or XLSX."""
+    from bot import ops
+
+    try:
+        return asyncio.run(_export(Settings.from_env(), args))
+    except PolicyError as error:
+        print(f"Policy error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except ops.OpsError as error:
+        print(f"Export error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def cmd_admin_add(args: argparse.Namespace) -> int:
+    """Make a Telegram user an admin."""
+    from bot import ops
+
+    try:
+        added = asyncio.run(ops.add_admin(Settings.from_env(), args.user_id))
+    except PolicyError as error:
+        print(f"Policy error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except ops.OpsError as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"User {args.user_id} is {'now' if added else 'already'} an admin.")
+    return EXIT_OK
+
+
+async def _doctor(settings: Settings) -> int:
+    from bot import ops
+    from storage.db import Database
+
+    policy = load_policy(settings.policy)
+    if not settings.database.is_file():
+        print(f"Database {settings.database} does not exist.", file=sys.stderr)
+        return EXIT_FAILURE
+    db = Database(settings.database)
+    await db.connect(migrate=False)
+    try:
+        problems = await ops.doctor(db, policy, Clock())
+    finally:
+        await db.close()
+    if not problems:
+        print(f"Database {settings.database}: no problems found.")
+        return EXIT_OK
+    for problem in problems:
+        print(f"{problem}\n")
+    print(f"{len(problems)} problem(s) found.")
+    return EXIT_FAILURE
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Check the database and print each problem with its fix."""
+    import sqlite3
+
+    try:
+        return asyncio.run(_doctor(Settings.from_env()))
+    except PolicyError as error:
+        print(f"Policy error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except sqlite3.DatabaseError as error:
+        print(
+            f"Cannot read the database: {error}. Restore the latest backup "
+            "(`wenzheng restore PATH`).",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command."""
     parser = argparse.ArgumentParser(
@@ -253,6 +403,55 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--lang", default="zh_Hans", help="zh_Hans, zh_Hant or en")
     report.add_argument("--out", default=".", help="folder to write into (default: here)")
     report.set_defaults(handler=cmd_report)
+    backup = commands.add_parser(
+        "backup", help="copy the database to PATH (online: consistent while the bot runs)"
+    )
+    backup.add_argument("path", help="the backup file to write")
+    backup.add_argument("--force", action="store_true", help="overwrite PATH if it exists")
+    backup.set_defaults(handler=cmd_backup)
+    restore = commands.add_parser(
+        "restore", help="replace the database with a backup (stop the bot first)"
+    )
+    restore.add_argument("path", help="a backup written by `wenzheng backup`")
+    restore.set_defaults(handler=cmd_restore)
+    export = commands.add_parser("export", help="export data as CSV or XLSX")
+    export_what = export.add_subparsers(dest="what", metavar="WHAT", required=True)
+    export_cases = export_what.add_parser(
+        "cases", help="one row per case filed in a date range (no citizen identity by default)"
+    )
+    export_cases.add_argument(
+        "--from",
+        dest="date_from",
+        type=_date_arg,
+        required=True,
+        metavar="DATE",
+        help="first filing date, local time, e.g. 2026-11-01",
+    )
+    export_cases.add_argument(
+        "--to",
+        dest="date_to",
+        type=_date_arg,
+        required=True,
+        metavar="DATE",
+        help="last filing date (inclusive), e.g. 2026-11-30",
+    )
+    export_cases.add_argument("--format", choices=("csv", "xlsx"), default="csv")
+    export_cases.add_argument("--out", help="file to write (default: cases-FROM-TO.FORMAT)")
+    export_cases.add_argument(
+        "--with-identity",
+        action="store_true",
+        help="add citizen id, name, username and phone (staff use only: personal data)",
+    )
+    export_cases.set_defaults(handler=cmd_export)
+    admin = commands.add_parser("admin", help="manage administrators")
+    admin_actions = admin.add_subparsers(dest="action", metavar="ACTION", required=True)
+    admin_add = admin_actions.add_parser("add", help="make a Telegram user an admin")
+    admin_add.add_argument("user_id", type=int, help="numeric Telegram user id")
+    admin_add.set_defaults(handler=cmd_admin_add)
+    doctor = commands.add_parser(
+        "doctor", help="check the database; print each problem with its fix (exit 1 if any)"
+    )
+    doctor.set_defaults(handler=cmd_doctor)
     return parser
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from bot.cli import main
 
 
@@ -61,3 +63,29 @@ def test_run_without_a_token_explains_and_exits_2(monkeypatch, capsys):
     assert main(["run"]) == 2
     err = capsys.readouterr().err
     assert "WENZHENG_TOKEN" in err and "demo" in err
+
+
+def test_backup_restore_export_doctor_and_admin_from_the_command_line(tmp_path, monkeypatch,
+                                                                      capsys):
+    database = tmp_path / "w.db"
+    monkeypatch.setenv("WENZHENG_DATABASE", str(database))
+    assert main(["init"]) == 0
+    assert main(["admin", "add", "4242"]) == 0
+    assert main(["doctor"]) == 0
+    backup = tmp_path / "backup.db"
+    assert main(["backup", str(backup)]) == 0 and backup.exists()
+    assert main(["backup", str(backup)]) == 1  # refuses to overwrite
+    assert main(["restore", str(backup)]) == 0
+    out_file = tmp_path / "cases.csv"
+    assert main(["export", "cases", "--from", "2026-01-01", "--to", "2026-12-31",
+                 "--format", "csv", "--out", str(out_file)]) == 0
+    from bot.ops import EXPORT_COLUMNS
+
+    assert out_file.read_text(encoding="utf-8-sig").splitlines()[0] == ",".join(EXPORT_COLUMNS)
+    with pytest.raises(SystemExit) as bad_date:
+        main(["export", "cases", "--from", "yesterday", "--to", "2026-12-31"])
+    assert bad_date.value.code == 2
+    not_a_db = tmp_path / "nope.db"
+    not_a_db.write_bytes(b"not sqlite")
+    assert main(["restore", str(not_a_db)]) == 1
+    capsys.readouterr()

@@ -19,15 +19,16 @@ async def test_rate_limits_are_off_by_default(sim, bot):
 
 
 async def test_private_chat_flood_gives_retry_after(sim, bot):
-    sim.enable_rate_limits()
+    # One message per 5 s after the burst: a busy machine cannot refill it mid-test.
+    sim.enable_rate_limits(RateLimits(private_per_second=0.2, private_burst=3))
     alice = sim.user("张三", started=True)
     bob = sim.user("李四", started=True)
     for n in range(3):  # the burst allowance
         await bot.send_message(alice.id, f"第{n}条")
     with pytest.raises(RetryAfter) as caught:
         await bot.send_message(alice.id, "太快了")
-    assert caught.value.retry_after == dtm.timedelta(seconds=1)
-    assert sim.requests[-1].description == "Too Many Requests: retry after 1"
+    assert caught.value.retry_after == dtm.timedelta(seconds=5)
+    assert sim.requests[-1].description == "Too Many Requests: retry after 5"
     # Other chats have their own budget; edits in private chats are not limited.
     await bot.send_message(bob.id, "另一个人")
     await bot.edit_message_text("改", chat_id=alice.id, message_id=sim.last(alice).message_id)
@@ -52,7 +53,8 @@ async def test_group_flood_counts_edits(bot):
 
 
 async def test_overall_limit(bot):
-    limits = RateLimits(overall_per_second=30, overall_burst=5, private_burst=100)
+    # A slow refill, so a busy machine cannot refill the bucket between the six sends.
+    limits = RateLimits(overall_per_second=0.5, overall_burst=5, private_burst=100)
     async with BotApiSimulator(rate_limits=limits) as sim:
         people = [sim.user(f"用户{n}", started=True) for n in range(6)]
         async with Bot(sim.token, base_url=sim.base_url) as other:
