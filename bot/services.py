@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -884,6 +884,21 @@ async def setup_policy_units(svc: Services) -> int:
     return created
 
 
+async def _manage(
+    svc: Services,
+    user_id: int | None,
+    system: bool,
+    body: Callable[[UnitOfWork], Coroutine[Any, Any, T]],
+) -> T:
+    """An admin action in one transaction (the CLI acts as the system, unchecked)."""
+    async with svc.db.unit_of_work() as uow:
+        if not system:
+            await _authorize(svc, uow, user_id, Action.MANAGE, None, None)
+        result = await body(uow)
+        await uow.commit()
+    return result
+
+
 async def grant_role(
     svc: Services, user_id: int | None, target: int, role: str, *, system: bool = False
 ) -> bool:
@@ -891,12 +906,9 @@ async def grant_role(
     if role not in ("admin", "dispatcher", "supervisor", "leader"):
         raise errors.UnknownCode(role, kind="role", code=role)
     now_db = to_db(svc.clock.now()) or 0
-    async with svc.db.unit_of_work() as uow:
-        if not system:
-            await _authorize(svc, uow, user_id, Action.MANAGE, None, None)
-        changed = await directory.grant_role(uow, target, role, user_id, now_db)
-        await uow.commit()
-    return changed
+    return await _manage(
+        svc, user_id, system, lambda uow: directory.grant_role(uow, target, role, user_id, now_db)
+    )
 
 
 async def add_liaison(
@@ -904,26 +916,22 @@ async def add_liaison(
 ) -> bool:
     """An admin makes a user a liaison of a unit."""
     now_db = to_db(svc.clock.now()) or 0
-    async with svc.db.unit_of_work() as uow:
-        if not system:
-            await _authorize(svc, uow, user_id, Action.MANAGE, None, None)
+
+    async def body(uow: UnitOfWork) -> bool:
         if await directory.unit_is_active(uow, unit_code) is None:
             raise errors.UnknownCode(unit_code, kind="unit", code=unit_code)
-        changed = await directory.add_liaison(uow, unit_code, target, user_id, now_db)
-        await uow.commit()
-    return changed
+        return await directory.add_liaison(uow, unit_code, target, user_id, now_db)
+
+    return await _manage(svc, user_id, system, body)
 
 
 async def remove_liaison(
     svc: Services, user_id: int | None, unit_code: str, target: int, *, system: bool = False
 ) -> bool:
     """An admin removes a liaison; their old buttons stop working at once."""
-    async with svc.db.unit_of_work() as uow:
-        if not system:
-            await _authorize(svc, uow, user_id, Action.MANAGE, None, None)
-        changed = await directory.remove_liaison(uow, unit_code, target)
-        await uow.commit()
-    return changed
+    return await _manage(
+        svc, user_id, system, lambda uow: directory.remove_liaison(uow, unit_code, target)
+    )
 
 
 async def bind_chat(
@@ -982,12 +990,7 @@ async def revoke_role(
     """An admin takes a staff role away."""
     if role not in ("admin", "dispatcher", "supervisor", "leader"):
         raise errors.UnknownCode(role, kind="role", code=role)
-    async with svc.db.unit_of_work() as uow:
-        if not system:
-            await _authorize(svc, uow, user_id, Action.MANAGE, None, None)
-        changed = await directory.revoke_role(uow, target, role)
-        await uow.commit()
-    return changed
+    return await _manage(svc, user_id, system, lambda uow: directory.revoke_role(uow, target, role))
 
 
 @dataclass(frozen=True)
@@ -1060,13 +1063,13 @@ async def set_unit_active(
     svc: Services, user_id: int | None, code: str, active: bool, *, system: bool = False
 ) -> None:
     """An admin disables a unit (no new assignments) or enables it again."""
-    async with svc.db.unit_of_work() as uow:
-        if not system:
-            await _authorize(svc, uow, user_id, Action.MANAGE, None, None)
+
+    async def body(uow: UnitOfWork) -> None:
         if await directory.unit_is_active(uow, code) is None:
             raise errors.UnknownCode(code, kind="unit", code=code)
         await uow.execute("UPDATE units SET is_active = ? WHERE code = ?", (int(active), code))
-        await uow.commit()
+
+    await _manage(svc, user_id, system, body)
 
 
 JOIN_CODE_LIFETIME = timedelta(days=7)
