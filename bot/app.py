@@ -27,6 +27,7 @@ from bot.i18n import N_, translator
 from bot.outbox import OutboxSender
 from bot.persistence import SqlitePersistence
 from bot.services import Services
+from bot.telemetry import Telemetry, install_telemetry
 from scheduler.calendar_watch import schedule as watch_calendar
 from scheduler.jobs import schedule
 from storage.db import Database
@@ -49,6 +50,7 @@ class BotData:
         self.known_users: set[int] = set()
         self.tasks: list[asyncio.Task[Any]] = []
         self.stop_event = asyncio.Event()
+        self.telemetry: Telemetry | None = None
 
 
 class Context(CallbackContext[ExtBot[None], dict[str, Any], dict[str, Any], BotData]):
@@ -95,6 +97,7 @@ def create_application(
     app.bot_data.sender = sender
     db.commit_listeners.append(sender.wake)
     register(app)
+    install_telemetry(app)  # counts and times every update for /metrics
     return app
 
 
@@ -161,11 +164,19 @@ async def run_polling(settings: Settings, policy: Policy, clock: Clock) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
+    health = None
     try:
         await start(app)
+        if settings.metrics_port is not None:
+            from bot.web import listen_address, serve_health  # bot.web imports this module
+
+            host, _ = listen_address(settings.listen)
+            health = await serve_health(app, host, settings.metrics_port)
         await stopping.wait()
         logger.info("signal received, shutting down")
     finally:
+        if health is not None:
+            await health.cleanup()
         await stop(app)
         await db.close()
 

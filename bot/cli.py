@@ -163,11 +163,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bot import ops
     from bot.app import run_polling
     from bot.logs import configure_logging
+    from bot.web import listen_address, run_webhook, webhook_settings
 
+    try:
+        listen_address(settings.listen)
+        if args.webhook:
+            webhook_settings(settings)
+    except SettingsError as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return EXIT_USAGE
     configure_logging(settings.log_level, settings.log_format)
+    run = run_webhook if args.webhook else run_polling
     try:
         with ops.hold_run_lock(settings.database):
-            asyncio.run(run_polling(settings, policy, Clock()))
+            asyncio.run(run(settings, policy, Clock()))
     except ops.AlreadyRunning as error:
         print(f"Error: {error}", file=sys.stderr)
         return EXIT_FAILURE
@@ -385,6 +394,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(handler=cmd_demo)
     run = commands.add_parser("run", help="run the bot (long polling)")
+    run.add_argument(
+        "--webhook",
+        action="store_true",
+        help="receive updates from Telegram's webhook on WENZHENG_LISTEN instead of polling",
+    )
     run.set_defaults(handler=cmd_run)
     init = commands.add_parser("init", help="create or migrate the database, load policy units")
     init.set_defaults(handler=cmd_init)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from datetime import timedelta
 from typing import Any
 
@@ -22,6 +22,7 @@ from telegram.error import (
     NetworkError,
     RetryAfter,
     TelegramError,
+    TimedOut,
 )
 
 from bot.clock import Clock
@@ -36,6 +37,15 @@ logger = logging.getLogger(__name__)
 
 MAX_BACKOFF = timedelta(minutes=5)
 CAPTION_LIMIT = 1024
+
+
+def failure_kind(error: TelegramError) -> str:
+    """'5xx' when Telegram answered with a server error, 'network' when no answer came.
+
+    PTB raises NetworkError for both; only the transport's failures carry a cause."""
+    if isinstance(error, NetworkError) and not isinstance(error, TimedOut):
+        return "network" if error.__cause__ is not None else "5xx"
+    return "network"
 
 
 def retry_after_seconds(error: RetryAfter) -> float:
@@ -67,6 +77,7 @@ class OutboxSender:
         self.sent = 0
         self.failed = 0
         self.retried = 0
+        self.results: Counter[str] = Counter()  # deliveries by result, for /metrics
 
     def wake(self) -> None:
         """Something was committed: look at the outbox now."""
@@ -155,10 +166,12 @@ class OutboxSender:
             logger.exception("outbox %s: cannot render %s", row.id, row.key)
             await delivery.mark_failed(self.db, row.id, f"render: {error!r}")
             self.failed += 1
+            self.results["render"] += 1
             return True
         try:
             message_id = await self._send(row, recipient.chat_id, rendered)
         except RetryAfter as error:
+            self.results["429"] += 1
             await self._retry(row, "429", seconds=retry_after_seconds(error))
             return False
         except ChatMigrated as error:
@@ -171,6 +184,7 @@ class OutboxSender:
                 await delivery.mark_user_blocked(self.db, recipient.chat_id)
             logger.warning("outbox %s: forbidden (%s)", row.id, error.message)
             self.failed += 1
+            self.results["blocked"] += 1
             return True
         except BadRequest as error:
             if "not modified" in error.message:
@@ -178,6 +192,7 @@ class OutboxSender:
                     self.db, row, recipient.chat_id, None, to_db(self.clock.now()) or 0
                 )
                 self.sent += 1
+                self.results["ok"] += 1
                 return True
             if row.card_key and (
                 "to edit not found" in error.message or "can't be edited" in error.message
@@ -187,14 +202,17 @@ class OutboxSender:
             logger.error("outbox %s (%s): %s", row.id, row.key, error.message)
             await delivery.mark_failed(self.db, row.id, f"400: {error.message}")
             self.failed += 1
+            self.results["bad_request"] += 1
             return True
         except (NetworkError, TelegramError) as error:
+            self.results[failure_kind(error)] += 1
             await self._retry(row, f"network: {error}")
             return False
         await delivery.mark_sent(
             self.db, row, recipient.chat_id, message_id, to_db(self.clock.now()) or 0
         )
         self.sent += 1
+        self.results["ok"] += 1
         return True
 
     async def _send(self, row: PendingMessage, chat_id: int, rendered: Rendered) -> int | None:

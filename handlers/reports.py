@@ -16,6 +16,7 @@ from bot.app import Context
 from bot.domain import errors
 from bot.domain.case import CaseState
 from bot.i18n import Translator
+from bot.telemetry import telemetry_of
 from handlers.common import error_text, t_for
 from handlers.render import RENDERERS, STATE_NAMES, RenderContext, Rendered
 from storage import directory
@@ -93,6 +94,7 @@ async def report_command(update: Update, context: Context) -> None:
         return
     names = await directory.unit_names(svc.db)
     await _reply_report(update, await report_files(report, t, svc.policy, names))
+    telemetry_of(context.application).count_report("on_demand")
 
 
 async def stats_command(update: Update, context: Context) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 from telegram.ext import ContextTypes
 
 from bot import reports, services
+from bot.telemetry import telemetry_of
 
 logger = logging.getLogger(__name__)
 
@@ -22,35 +23,42 @@ async def deadline_sweep(context: ContextTypes.DEFAULT_TYPE) -> None:
     svc: services.Services = context.bot_data.services  # type: ignore[attr-defined]
     started = time.perf_counter()
     taken = await services.chase_due(svc)
-    logger.debug(
-        "deadline sweep took %.1f ms (%d steps)", (time.perf_counter() - started) * 1000, taken
-    )
+    seconds = time.perf_counter() - started
+    telemetry_of(context.application).observe_sweep(seconds, sweep="deadline")
+    logger.debug("deadline sweep took %.1f ms (%d steps)", seconds * 1000, taken)
 
 
 async def callback_sweep(context: ContextTypes.DEFAULT_TYPE) -> None:
     """Every minute: remind citizens to rate, close windows that ended."""
     svc: services.Services = context.bot_data.services  # type: ignore[attr-defined]
+    started = time.perf_counter()
     await services.sweep_callbacks(svc)
+    telemetry_of(context.application).observe_sweep(
+        time.perf_counter() - started, sweep="callback"
+    )
 
 
 async def weekly_report(context: ContextTypes.DEFAULT_TYPE) -> None:
     """Monday morning: last week's report (周报) to the dispatch group, once per week."""
     svc: services.Services = context.bot_data.services  # type: ignore[attr-defined]
-    await reports.enqueue_weekly(svc)
+    if await reports.enqueue_weekly(svc):
+        telemetry_of(context.application).count_report("weekly")
 
 
 async def daily_report(context: ContextTypes.DEFAULT_TYPE) -> None:
     """Working mornings: the high-level (高位办) report to the leaders' group."""
     svc: services.Services = context.bot_data.services  # type: ignore[attr-defined]
-    await reports.enqueue_daily(svc)
+    if await reports.enqueue_daily(svc):
+        telemetry_of(context.application).count_report("daily")
 
 
 async def quarterly_report(context: ContextTypes.DEFAULT_TYPE) -> None:
     """Daily check: in a quarter's first month, the last quarter's notice (季度通报), once."""
     svc: services.Services = context.bot_data.services  # type: ignore[attr-defined]
     today = svc.clock.now().astimezone(svc.policy.calendar.tz).date()
-    if today.month % 3 == 1 and svc.policy.calendar.is_working_day(today):
-        await reports.enqueue_quarterly(svc)
+    is_due = today.month % 3 == 1 and svc.policy.calendar.is_working_day(today)
+    if is_due and await reports.enqueue_quarterly(svc):
+        telemetry_of(context.application).count_report("quarterly")
 
 
 def _at(text: str, tz: datetime.tzinfo) -> datetime.time:
