@@ -609,10 +609,9 @@ def xlsx_bytes(report: Report, policy: Policy, names: dict[str, str] | None = No
     def local(moment: datetime | None) -> datetime | None:
         return moment.astimezone(tz).replace(tzinfo=None) if moment else None
 
-    book = Workbook()
-    sheet = book.active
-    assert sheet is not None
-    sheet.title = "cases"
+    # Write-only mode streams rows out: several times faster for a busy week's cases.
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet("cases")
     sheet.append(list(XLSX_COLUMNS))
     for row in report.rows:
         sheet.append(

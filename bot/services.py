@@ -805,23 +805,42 @@ async def _system(svc: Services, number: str, change: Callable[[Case, datetime],
     return case
 
 
+CHASE_BATCH = 100  # cases per sweep transaction: one fsync each, short writer holds
+
+
 async def chase_due(svc: Services, limit: int = 500) -> int:
     """The deadline sweep: take every chasing step due now; returns how many were taken.
 
-    Deadlines are data: the index says which assignments need a look; each case is one
-    transaction, and a step's key is stored with its event, so steps never repeat.
+    Deadlines are data: the index says which assignments need a look. Cases are chased
+    in batches, one transaction (one hop to the writer, one fsync) per batch, each case
+    in its own savepoint so one that fails is skipped and logged without stopping the
+    sweep; a step's key is stored with its event, so steps never repeat.
     """
     from storage.chasing import due_assignments
 
     now = svc.clock.now()
     due = await due_assignments(svc.db, now, limit)
+    case_ids = list(dict.fromkeys(d.case_id for d in due))
+
+    async def batch(uow: UnitOfWork, ids: list[int]) -> int:
+        steps = 0
+        for case_id in ids:
+            await uow.execute("SAVEPOINT chase")
+            try:
+                case = await load_case(uow, case_id=case_id)
+                steps += case.chase(now, svc.policy)
+                await _persist(uow, case, now)
+            except Exception:
+                await uow.execute("ROLLBACK TO SAVEPOINT chase")
+                logger.exception("deadline sweep: case id %s skipped", case_id)
+            await uow.execute("RELEASE SAVEPOINT chase")
+        await uow.commit()
+        return steps
+
     taken = 0
-    for case_id in dict.fromkeys(d.case_id for d in due):
-        async with svc.db.unit_of_work() as uow:
-            case = await load_case(uow, case_id=case_id)
-            taken += case.chase(now, svc.policy)
-            await _persist(uow, case, now)
-            await uow.commit()
+    for start in range(0, len(case_ids), CHASE_BATCH):
+        ids = case_ids[start : start + CHASE_BATCH]
+        taken += await svc.db.run(lambda uow, ids=ids: batch(uow, ids))
     if taken:
         logger.info("deadline sweep: %d step(s) over %d case(s)", taken, len(due))
     return taken
