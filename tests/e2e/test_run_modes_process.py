@@ -4,6 +4,7 @@ stop cleanly on SIGTERM."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -19,12 +20,10 @@ async def wait_for_health(http: aiohttp.ClientSession, url: str,
                           process: asyncio.subprocess.Process) -> dict:
     for _ in range(400):
         assert process.returncode is None, "the bot process ended early"
-        try:
+        with contextlib.suppress(aiohttp.ClientConnectionError):  # not listening yet
             async with http.get(url) as response:
                 if response.status == 200:
                     return await response.json()
-        except aiohttp.ClientConnectionError:
-            pass
         await asyncio.sleep(0.05)
     raise AssertionError("the bot never became healthy")
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -77,12 +78,10 @@ async def wait_until_healthy(http: aiohttp.ClientSession, base: str, runner: asy
         if runner.done():
             runner.result()  # raises what made run_webhook stop
             raise AssertionError("run_webhook returned before serving")
-        try:
+        with contextlib.suppress(aiohttp.ClientConnectionError):  # not listening yet
             async with http.get(f"{base}/healthz") as response:
                 if response.status == 200:
                     return
-        except aiohttp.ClientConnectionError:
-            pass
         if loop.time() > deadline:
             raise AssertionError("the webhook server did not become healthy")
         await asyncio.sleep(0.05)
