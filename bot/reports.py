@@ -37,7 +37,7 @@ from bot.domain.policy import Policy, Track
 from bot.i18n import N_, Translator
 from storage import reports as store
 from storage.db import Database, to_db
-from storage.outbox import enqueue
+from storage.outbox import claim_once, enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -706,7 +706,7 @@ def period_of(params: dict[str, Any]) -> Period:
 async def _enqueue_once(svc: Any, dedupe: str, messages: list[OutboxMessage]) -> bool:
     now_db = to_db(svc.clock.now()) or 0
     async with svc.db.unit_of_work() as uow:
-        if not await store.claim_once(uow, dedupe, now_db):
+        if not await claim_once(uow, dedupe, now_db):
             return False
         await enqueue(uow, messages, now_db)
         await uow.commit()

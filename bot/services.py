@@ -25,7 +25,7 @@ from storage import directory
 from storage.cases import load_case, mark_update_processed, next_case_number, save_case
 from storage.db import Database, UnitOfWork, to_db
 from storage.directory import Profile
-from storage.outbox import enqueue
+from storage.outbox import claim_once, enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -903,6 +903,15 @@ async def setup_policy_units(svc: Services) -> int:
     return created
 
 
+STAFF_ROLES = (Role.ADMIN, Role.DISPATCHER, Role.SUPERVISOR, Role.LEADER)
+
+
+def _check_role(role: str) -> None:
+    """A staff role name, or UnknownCode."""
+    if role not in STAFF_ROLES:
+        raise errors.UnknownCode(role, kind="role", code=role)
+
+
 async def _manage(
     svc: Services,
     user_id: int | None,
@@ -922,8 +931,7 @@ async def grant_role(
     svc: Services, user_id: int | None, target: int, role: str, *, system: bool = False
 ) -> bool:
     """An admin gives a staff role (the CLI acts as the system)."""
-    if role not in ("admin", "dispatcher", "supervisor", "leader"):
-        raise errors.UnknownCode(role, kind="role", code=role)
+    _check_role(role)
     now_db = to_db(svc.clock.now()) or 0
     return await _manage(
         svc, user_id, system, lambda uow: directory.grant_role(uow, target, role, user_id, now_db)
@@ -1007,8 +1015,7 @@ async def revoke_role(
     svc: Services, user_id: int | None, target: int, role: str, *, system: bool = False
 ) -> bool:
     """An admin takes a staff role away."""
-    if role not in ("admin", "dispatcher", "supervisor", "leader"):
-        raise errors.UnknownCode(role, kind="role", code=role)
+    _check_role(role)
     return await _manage(svc, user_id, system, lambda uow: directory.revoke_role(uow, target, role))
 
 
@@ -1184,12 +1191,7 @@ async def warn_if_calendar_missing(svc: Services) -> bool:
     now_db = to_db(now) or 0
 
     async def transaction(uow: UnitOfWork) -> bool:
-        sent = await uow.fetch_one(
-            "INSERT INTO counters(name, value) VALUES (?, 1) ON CONFLICT(name) DO NOTHING"
-            " RETURNING value",
-            (f"calendar-warning:{today.isoformat()}",),
-        )
-        if sent is None:
+        if not await claim_once(uow, f"calendar-warning:{today.isoformat()}", now_db):
             return False
         await enqueue(
             uow, [OutboxMessage("dispatch", None, "desk.calendar_missing", {"year": year})], now_db
@@ -1214,12 +1216,7 @@ async def report_error(svc: Services, update_id: int | None, error: BaseExceptio
     minute = now.strftime("%Y%m%d%H%M")
 
     async def transaction(uow: UnitOfWork) -> bool:
-        fresh = await uow.fetch_one(
-            "INSERT INTO counters(name, value) VALUES (?, 1) ON CONFLICT(name) DO NOTHING"
-            " RETURNING value",
-            (f"error:{kind}:{minute}",),
-        )
-        if fresh is None:
+        if not await claim_once(uow, f"error:{kind}:{minute}", now_db):
             return False
         await enqueue(
             uow,

@@ -132,9 +132,7 @@ class Telemetry:
         """Last handler of every update: observe how long the handlers took."""
         started = self._started.pop(id(update), None)
         if started is not None:
-            self.handler_seconds.labels(update_type(update)).observe(
-                time.perf_counter() - started
-            )
+            self.handler_seconds.labels(update_type(update)).observe(time.perf_counter() - started)
 
     async def refresh(self, db: Reader, now: datetime) -> None:
         """Read the figures that live in the database into the gauges (at scrape time)."""
@@ -161,8 +159,7 @@ class OutboxBacklog:
 async def outbox_backlog(db: Reader, now: datetime) -> OutboxBacklog:
     """The outbox backlog at `now` (lag: how long the oldest pending row has been due)."""
     row = await db.fetch_one(
-        "SELECT count(*), min(created_at), min(next_attempt_at) FROM outbox"
-        " WHERE state = 'pending'"
+        "SELECT count(*), min(created_at), min(next_attempt_at) FROM outbox WHERE state = 'pending'"
     )
     if row is None or not row[0]:
         return OutboxBacklog(0, 0.0, 0.0)

@@ -138,9 +138,7 @@ async def health(request: web.Request) -> web.Response:
         request.app[APPLICATION], request.app[CONFIG].lag_threshold
     )
     if problems:
-        return web.json_response(
-            {"status": "failing", "reasons": problems, **checks}, status=503
-        )
+        return web.json_response({"status": "failing", "reasons": problems, **checks}, status=503)
     return web.json_response({"status": "ok", **checks})
 
 

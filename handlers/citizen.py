@@ -173,6 +173,16 @@ async def add_attachment(update: Update, context: Context) -> bool:
     return True
 
 
+async def keep_media(update: Update, context: Context) -> str | None:
+    """Keep a shared location or an accepted file in the draft: 'location', 'file' or None."""
+    message = update.effective_message
+    assert message is not None
+    if message.location:
+        draft_of(context)["location"] = [message.location.latitude, message.location.longitude]
+        return "location"
+    return "file" if await add_attachment(update, context) else None
+
+
 def check_description(context: Context, text: str) -> errors.DomainError | None:
     """Length limits of a citizen's description, before anything is stored."""
     limits = context.services.policy.limits
@@ -344,10 +354,7 @@ async def on_private_media(update: Update, context: Context) -> int:
     t = _(update, context)
     context.user_data["draft"] = {"attachments": [], "quick": True}
     draft = draft_of(context)
-    if message.location:
-        draft["location"] = [message.location.latitude, message.location.longitude]
-    else:
-        await add_attachment(update, context)
+    await keep_media(update, context)
     caption = (message.caption or "").strip()
     if caption and check_description(context, caption) is None:
         draft["text"] = caption
@@ -451,10 +458,7 @@ async def media_before_description(update: Update, context: Context) -> int:
     message = update.effective_message
     assert message is not None
     t = _(update, context)
-    if message.location:
-        draft_of(context)["location"] = [message.location.latitude, message.location.longitude]
-    else:
-        await add_attachment(update, context)
+    await keep_media(update, context)
     caption = (message.caption or "").strip()
     if caption and check_description(context, caption) is None:
         draft_of(context)["text"] = caption
@@ -491,10 +495,10 @@ async def take_attachment(update: Update, context: Context) -> int:
     assert message is not None
     t = _(update, context)
     draft = draft_of(context)
-    if message.location:
-        draft["location"] = [message.location.latitude, message.location.longitude]
+    kept = await keep_media(update, context)
+    if kept == "location":
         note = t.gettext("Location received.")
-    elif await add_attachment(update, context):
+    elif kept == "file":
         note = t.ngettext(
             "{n} file received.", "{n} files received.", len(draft["attachments"])
         ).format(n=len(draft["attachments"]))

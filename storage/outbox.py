@@ -37,3 +37,14 @@ async def enqueue(
             for m in messages
         ],
     )
+
+
+async def claim_once(uow: UnitOfWork, name: str, now_db: int) -> bool:
+    """Record `name` (e.g. 'report:weekly:2026-W48') inside the caller's transaction;
+    False when it was recorded before — for messages that go out once per period."""
+    row = await uow.fetch_one(
+        "INSERT INTO counters(name, value) VALUES (?, ?) ON CONFLICT(name) DO NOTHING"
+        " RETURNING value",
+        (name, now_db),
+    )
+    return row is not None

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.domain.metrics import CaseFact, Rate, RatingFact, StageFact
-from storage.db import Database, UnitOfWork, from_db, to_db
+from storage.db import Database, from_db, to_db
 
 # A stage counts when it was done, or when it was not done, its assignment was not
 # withdrawn and its deadline has passed (DESIGN §6: a unit that never signs must not
@@ -254,12 +254,3 @@ async def filed_between(db: Database, start: datetime, end: datetime) -> int:
         (to_db(start), to_db(end)),
     )
     return int(row[0]) if row else 0
-
-
-async def claim_once(uow: UnitOfWork, name: str, now_db: int) -> bool:
-    """Record `name` (e.g. 'report:weekly:2026-W48') inside the caller's transaction;
-    False when it was recorded before, so a report is sent once per period."""
-    if await uow.fetch_one("SELECT 1 FROM counters WHERE name = ?", (name,)) is not None:
-        return False
-    await uow.execute("INSERT INTO counters(name, value) VALUES (?, ?)", (name, now_db))
-    return True
