@@ -46,6 +46,18 @@ class People:
 PEOPLE = People()
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """`--full`: run the reliability suites at full size (CI runs a shorter version)."""
+    parser.addoption("--full", action="store_true", default=False,
+                     help="run tests/reliability at full size (300 citizens, 10 kills, ...)")
+
+
+@pytest.fixture(scope="session")
+def full_run(request: pytest.FixtureRequest) -> bool:
+    """Whether the reliability suites run at full size (`pytest --full`)."""
+    return bool(request.config.getoption("--full"))
+
+
 @pytest.fixture(scope="session")
 def policy() -> Policy:
     """The shipped example policy."""
