@@ -23,6 +23,7 @@ from bot import services as use_cases
 from bot.clock import Clock
 from bot.config import Settings
 from bot.domain.policy import Policy
+from bot.http import Backend, use_backend
 from bot.i18n import N_, translator
 from bot.outbox import OutboxSender
 from bot.persistence import SqlitePersistence
@@ -37,6 +38,9 @@ logger = logging.getLogger(__name__)
 # PTB 22 reports time periods (e.g. RetryAfter.retry_after) as timedelta when this is set,
 # and warns about the old int form otherwise; we read both, and want no warnings.
 os.environ.setdefault("PTB_TIMEDELTA", "true")
+
+# PTB's transport (bot/http.py; docs/performance.md says why this one).
+DEFAULT_HTTP_BACKEND: Backend = "aiohttp"
 
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member", "channel_post"]
 
@@ -74,8 +78,12 @@ def create_application(
     db: Database,
     persistence_interval: float = 1.0,
     rate_limiter: bool = True,
+    http_backend: Backend = DEFAULT_HTTP_BACKEND,
 ) -> WenzhengApp:
-    """Build the bot: PTB application, persistence, rate limiter, services and handlers."""
+    """Build the bot: PTB application, persistence, rate limiter, services and handlers.
+
+    `http_backend` picks PTB's transport: its httpx default or our aiohttp one (bot/http.py).
+    """
     from handlers import register  # handlers depend on bot.app's Context; import late
 
     if not settings.token:
@@ -91,6 +99,7 @@ def create_application(
     )
     if rate_limiter:
         builder = builder.rate_limiter(AIORateLimiter())
+    builder = use_backend(builder, http_backend)
     app: WenzhengApp = builder.build()  # type: ignore[assignment]
     app.bot_data.services = Services(db=db, policy=policy, clock=clock, admins=settings.admins)
     sender = OutboxSender(app.bot, db, policy, clock)
