@@ -1,0 +1,293 @@
+"""Intake against the framework's ceiling: a burst of first-time citizens (issue 8, item 1).
+
+    ./dev python -m bench.intake [--quick] [--citizens N] [--backend httpx|aiohttp|both]
+                                 [--json PATH] [--profile DIR]
+
+N distinct citizens (2,000; 200 with --quick) who never wrote to the bot each send one
+message at the same moment, and each files it by quick filing, as a person does: the text,
+then the category button, the district button and "✅ Submit"; a citizen is done when the
+"filed as …" message arrives. The bot is the real application (`create_application`) on a
+real SQLite file (WAL, synchronous=FULL), polling the Bot API simulator over HTTP. Beside
+it, on the same simulator with the same HTTP client settings, a bare PTB echo bot answers
+N messages sent at once.
+
+Each bot runs in a process of its own, so its CPU time (`time.process_time()` over the
+measured window) is the bot's alone; the simulator and the simulated people run here.
+Neither bot has PTB's AIORateLimiter: the simulator enforces no flood limits here, and the
+limiter's 30 messages/s would measure Telegram's limits (bench/delivery.py does that), not
+the bot. The simulator answers callback queries up to 10 minutes late rather than Telegram's
+~15 s, so that a slow run is measured rather than broken (the table shows p99 latency).
+
+After the run the database is checked: every citizen filed exactly one case, and the N case
+numbers are distinct.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import platform
+import re
+import sqlite3
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from bench._driver import (
+    BotFigures,
+    BotProcess,
+    Row,
+    WatchedSimulator,
+    has_button,
+    ratio,
+    table,
+    write_json,
+)
+from bot.config import EXAMPLE_POLICY, load_policy
+from bot.i18n import translator
+from sandbox import SimUser
+
+CITIZENS = 2_000
+QUICK_CITIZENS = 200
+UPDATES_RATIO_TARGET = 0.8
+DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "intake.json"
+LANGUAGE = "zh_Hans"  # the simulated people's Telegram language is zh-hans
+TEXTS = [
+    "小区电梯坏了三天，老人上下楼很困难，请尽快维修。",
+    "幸福路路灯不亮已经一周，晚上走路很危险。",
+    "学校门口早晚高峰拥堵严重，希望增派交警疏导。",
+    "楼下餐馆油烟直排，居民无法开窗，请环保部门处理。",
+]
+
+
+@dataclass
+class Side:
+    """One bot's run: what the driver saw and what the bot measured."""
+
+    label: str
+    backend: str
+    people: int
+    wall_s: float
+    bot: BotFigures
+
+    @property
+    def updates_per_s(self) -> float:
+        """Updates the bot handled per second of the run."""
+        return self.bot.updates / self.wall_s
+
+    @property
+    def people_per_s(self) -> float:
+        """Citizens served (cases filed, or echoes received) per second."""
+        return self.people / self.wall_s
+
+
+@dataclass
+class Check:
+    """The database after the burst."""
+
+    citizens: int
+    cases: int
+    distinct_numbers: int
+    citizens_with_one_case: int
+    numbers_told: int
+
+    @property
+    def exactly_once(self) -> bool:
+        """Every citizen has exactly one case, with a number of its own."""
+        return (
+            self.cases == self.citizens
+            and self.citizens_with_one_case == self.citizens
+            and self.distinct_numbers == self.citizens
+            and self.numbers_told == self.citizens
+        )
+
+
+async def run_echo(sim: WatchedSimulator, people: int, backend: str, log: Path) -> Side:
+    """The bare echo bot answering `people` messages sent at once."""
+    bot = BotProcess(sim, "echo", backend, log=log)
+    try:
+        await bot.start()
+        users = [sim.user(f"回声{k}", username=f"echo_{backend}_{k}") for k in range(people)]
+        await bot.go()
+        started = time.perf_counter()
+        marks = []
+        for k, user in enumerate(users):
+            marks.append(sim.cursor(user))
+            await user.send(f"echo {k} {TEXTS[k % len(TEXTS)]}")
+
+        async def answered(k: int, user: SimUser) -> None:
+            needle = f"echo {k} "
+            await sim.next_change(user, lambda m: m.text.startswith(needle), after=marks[k])
+
+        await asyncio.gather(*(answered(k, u) for k, u in enumerate(users)))
+        wall = time.perf_counter() - started
+        return Side("echo bot", backend, people, wall, await bot.stop())
+    finally:
+        await bot.kill()
+
+
+async def file_quickly(
+    sim: WatchedSimulator, user: SimUser, mark: int, labels: dict[str, str], number: re.Pattern[str]
+) -> str:
+    """The rest of a quick filing after the first message: three buttons, then the number."""
+    for step in ("category", "district", "submit"):
+        card = await sim.next_change(user, has_button(labels[step]), after=mark)
+        mark = sim.cursor(user)
+        await user.press(labels[step], message=card.message_id, timeout=600)
+    filed = await sim.next_change(user, lambda m: number.search(m.text) is not None, after=mark)
+    found = number.search(filed.text)
+    assert found is not None
+    return found.group(0)
+
+
+async def run_wenzheng(
+    sim: WatchedSimulator, people: int, backend: str, workdir: Path, profile: Path | None
+) -> tuple[Side, Check, Path]:
+    """The real bot filing one case for each of `people` first-time citizens."""
+    policy = load_policy(EXAMPLE_POLICY)
+    g = translator(LANGUAGE).gettext
+    categories = list(policy.categories.values())
+    districts = list(policy.districts.values())
+    number = re.compile(re.escape(policy.case_prefix) + r"\d{4}-\d{6}")
+    desk = sim.group("市民留言分办中心")
+    db = workdir / f"intake-{backend}.db"
+    bot = BotProcess(
+        sim, "wenzheng", backend, db=db, setup={"chats": {"dispatch": desk.id}},
+        profile=profile, log=workdir / f"wenzheng-{backend}.log",
+    )
+    try:
+        await bot.start()
+        users = [sim.user(f"市民{k}", username=f"citizen_{backend}_{k}") for k in range(people)]
+        await bot.go()
+        started = time.perf_counter()
+        marks = []
+        for k, user in enumerate(users):  # the burst: everyone writes before anyone is served
+            marks.append(sim.cursor(user))
+            await user.send(TEXTS[k % len(TEXTS)] + f"（{k}）")
+        numbers = await asyncio.gather(
+            *(
+                file_quickly(
+                    sim,
+                    user,
+                    marks[k],
+                    {
+                        "category": categories[k % len(categories)].name_in(LANGUAGE),
+                        "district": districts[k % len(districts)].name_in(LANGUAGE),
+                        "submit": "✅ " + g("Submit"),
+                    },
+                    number,
+                )
+                for k, user in enumerate(users)
+            )
+        )
+        wall = time.perf_counter() - started
+        figures = await bot.stop()
+    finally:
+        await bot.kill()
+    check = check_database(db, [u.id for u in users], numbers)
+    return Side("Wenzheng", backend, people, wall, figures), check, db
+
+
+def check_database(path: Path, citizens: list[int], told: list[str]) -> Check:
+    """Count what the file holds for these citizens (the bot has shut down)."""
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TEMP TABLE burst(id INTEGER PRIMARY KEY)")
+        connection.executemany("INSERT INTO burst VALUES (?)", [(c,) for c in citizens])
+        cases, distinct = connection.execute(
+            "SELECT count(*), count(DISTINCT number) FROM cases"
+            " WHERE citizen_id IN (SELECT id FROM burst)"
+        ).fetchone()
+        (once,) = connection.execute(
+            "SELECT count(*) FROM (SELECT b.id FROM burst b JOIN cases c ON c.citizen_id = b.id"
+            " GROUP BY b.id HAVING count(*) = 1)"
+        ).fetchone()
+        stored = {row[0] for row in connection.execute("SELECT number FROM cases")}
+    return Check(len(citizens), cases, distinct, once, len(set(told) & stored))
+
+
+def rows_for(section: str, ours: Side, echo: Side, check: Check) -> list[Row]:
+    """The table's rows for one backend."""
+    speed = ratio(ours.updates_per_s, echo.updates_per_s)
+
+    def ms(value: float | None) -> float | None:
+        return None if value is None else value * 1000
+
+    return [
+        Row(section, "cases/s", ours.people_per_s, None),
+        Row(section, "updates/s", ours.updates_per_s, echo.updates_per_s, ratio=speed,
+            target=f"≥ {UPDATES_RATIO_TARGET}", ok=speed is not None
+            and speed >= UPDATES_RATIO_TARGET),
+        Row(section, "bot CPU ms/update", ours.bot.cpu_ms_per_update, echo.bot.cpu_ms_per_update,
+            ratio=ratio(ours.bot.cpu_ms_per_update, echo.bot.cpu_ms_per_update), digits=2),
+        Row(section, "handler latency p50 ms", ms(ours.bot.latency_p50_s),
+            ms(echo.bot.latency_p50_s),
+            ratio=ratio(ours.bot.latency_p50_s, echo.bot.latency_p50_s), digits=2),
+        Row(section, "handler latency p99 ms", ms(ours.bot.latency_p99_s),
+            ms(echo.bot.latency_p99_s),
+            ratio=ratio(ours.bot.latency_p99_s, echo.bot.latency_p99_s), digits=2),
+        Row(section, "cases filed exactly once", float(check.citizens_with_one_case), None,
+            target=f"= {check.citizens}", ok=check.citizens_with_one_case == check.citizens,
+            digits=0),
+        Row(section, "distinct case numbers", float(check.distinct_numbers), None,
+            target=f"= {check.citizens}", ok=check.exactly_once, digits=0),
+    ]
+
+
+async def measure(
+    people: int, backends: list[str], workdir: Path, profile_dir: Path | None
+) -> tuple[list[Row], dict[str, Any]]:
+    """Both bots with each backend, on one simulator."""
+    rows: list[Row] = []
+    data: dict[str, Any] = {
+        "citizens": people,
+        "updates_per_citizen": 4,
+        "machine": {"python": platform.python_version(), "platform": platform.platform()},
+        "runs": {},
+    }
+    async with WatchedSimulator(seed=8, callback_query_ttl=600.0) as sim:
+        for backend in backends:
+            echo = await run_echo(sim, people, backend, workdir / f"echo-{backend}.log")
+            profile = profile_dir / f"intake-{backend}.prof" if profile_dir else None
+            ours, check, _ = await run_wenzheng(sim, people, backend, workdir, profile)
+            section = "intake" if len(backends) == 1 else f"intake ({backend})"
+            rows += rows_for(section, ours, echo, check)
+            data["runs"][backend] = {
+                "wenzheng": {**asdict(ours), "updates_per_s": ours.updates_per_s},
+                "echo": {**asdict(echo), "updates_per_s": echo.updates_per_s},
+                "check": {**asdict(check), "exactly_once": check.exactly_once},
+            }
+    return rows, data
+
+
+def main(argv: list[str] | None = None) -> int:
+    from bot.app import DEFAULT_HTTP_BACKEND
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help=f"{QUICK_CITIZENS} citizens")
+    parser.add_argument("--citizens", type=int, help=f"default {CITIZENS}")
+    parser.add_argument("--backend", choices=("httpx", "aiohttp", "both"),
+                        default=DEFAULT_HTTP_BACKEND)
+    parser.add_argument("--json", type=Path, default=DEFAULT_JSON)
+    parser.add_argument("--profile", type=Path, help="write cProfile files of the bot here")
+    parser.add_argument("--keep", type=Path, help="keep the databases and logs here")
+    args = parser.parse_args(argv)
+    people = args.citizens or (QUICK_CITIZENS if args.quick else CITIZENS)
+    backends = ["httpx", "aiohttp"] if args.backend == "both" else [args.backend]
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="wz-intake-") as scratch:
+        workdir = args.keep or Path(scratch)
+        workdir.mkdir(parents=True, exist_ok=True)
+        rows, data = asyncio.run(measure(people, backends, workdir, args.profile))
+    print(f"Intake: {people} first-time citizens at once, quick filing (4 updates each)")
+    print(table(rows))
+    write_json(args.json, rows, data)
+    print(f"\nwritten to {args.json}")
+    return 0 if all(r.ok is not False for r in rows if "case" in r.name) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
