@@ -17,10 +17,12 @@ from typing import Any, TypeVar
 
 from bot.clock import Clock
 from bot.domain import errors
-from bot.domain.case import Actor, Case, RejectReason, Role, check_text
-from bot.domain.notifications import OutboxMessage, messages_for
+from bot.domain.case import Actor, Assignment, Case, Event, RejectReason, Role, check_text
+from bot.domain.chasing import SweepCalendar, chase_assignment
+from bot.domain.notifications import OutboxMessage, chasing_messages, messages_for
 from bot.domain.permissions import ALLOWED, Action, staff_role_for
 from bot.domain.policy import Policy
+from storage import chasing as chasing_store
 from storage import directory
 from storage.cases import load_case, mark_update_processed, next_case_number, save_case
 from storage.db import Database, UnitOfWork, to_db
@@ -805,44 +807,53 @@ async def _system(svc: Services, number: str, change: Callable[[Case, datetime],
     return case
 
 
-CHASE_BATCH = 100  # cases per sweep transaction: one fsync each, short writer holds
-
-
 async def chase_due(svc: Services, limit: int = 500) -> int:
     """The deadline sweep: take every chasing step due now; returns how many were taken.
 
-    Deadlines are data: the index says which assignments need a look. Cases are chased
-    in batches, one transaction (one hop to the writer, one fsync) per batch, each case
-    in its own savepoint so one that fails is skipped and logged without stopping the
-    sweep; a step's key is stored with its event, so steps never repeat.
+    Deadlines are data: the index says which assignments need a look. One transaction
+    (one hop to the writer, one fsync) reads the due assignments with only what planning
+    needs, plans each in the pure domain, and writes only what changed — fired keys and
+    next checks, escalation levels, one event per step and its outbox rows — a statement
+    per table. Reading inside the writer's transaction is what keeps two sweeps close
+    together from taking a step twice; a step's key stored with its event keeps restarts
+    and a clock jumping backwards from repeating it. A case that fails to plan is logged
+    and skipped (it stays due) without stopping the sweep.
     """
-    from storage.chasing import due_assignments
-
     now = svc.clock.now()
-    due = await due_assignments(svc.db, now, limit)
-    case_ids = list(dict.fromkeys(d.case_id for d in due))
+    policy = svc.policy
+    calendar = SweepCalendar(policy.calendar)
 
-    async def batch(uow: UnitOfWork, ids: list[int]) -> int:
-        steps = 0
-        for case_id in ids:
-            await uow.execute("SAVEPOINT chase")
+    async def transaction(uow: UnitOfWork) -> tuple[int, int]:
+        due = await chasing_store.due_for_chasing(uow, now, limit)
+        checked: list[tuple[Assignment, bool]] = []
+        escalated: dict[int, str] = {}
+        events: list[tuple[int, Event, list[OutboxMessage]]] = []
+        for case, assignments in due:
             try:
-                case = await load_case(uow, case_id=case_id)
-                steps += case.chase(now, svc.policy)
-                await _persist(uow, case, now)
+                planned = [
+                    (a, chase_assignment(a, case, policy, calendar, now)) for a in assignments
+                ]
             except Exception:
-                await uow.execute("ROLLBACK TO SAVEPOINT chase")
-                logger.exception("deadline sweep: case id %s skipped", case_id)
-            await uow.execute("RELEASE SAVEPOINT chase")
+                logger.exception("deadline sweep: case %s skipped", case.number)
+                continue
+            units: list[str] | None = None
+            for assignment, steps in planned:
+                checked.append((assignment, bool(steps)))
+                for event in steps:
+                    if event.kind == "CaseEscalated":
+                        escalated[case.id] = event.details["level"]
+                        if units is None:  # rare: the whole case, for its active units
+                            units = (await load_case(uow, case_id=case.id)).handling_units
+                    events.append((case.id, event, chasing_messages(case, event, units or [])))
+        await chasing_store.record_chase(
+            uow, chasing_store.ChaseRecord(checked, escalated, events), now
+        )
         await uow.commit()
-        return steps
+        return len(events), len(checked)
 
-    taken = 0
-    for start in range(0, len(case_ids), CHASE_BATCH):
-        ids = case_ids[start : start + CHASE_BATCH]
-        taken += await svc.db.run(lambda uow, ids=ids: batch(uow, ids))
+    taken, looked_at = await svc.db.run(transaction)
     if taken:
-        logger.info("deadline sweep: %d step(s) over %d case(s)", taken, len(due))
+        logger.info("deadline sweep: %d step(s) over %d assignment(s)", taken, looked_at)
     return taken
 
 

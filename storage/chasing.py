@@ -1,11 +1,28 @@
-"""Queries of the deadline sweep: what is due now, found through an index, never a scan."""
+"""Queries of the deadline sweep: what is due now, found through an index, never a scan;
+and the sweep's writes, in bulk.
+
+The sweep reads only what planning needs (`due_for_chasing`: the due assignments with
+their case's track, state and round) and writes only what changed (`record_chase`: the
+assignments' fired keys and next checks, the escalated cases' level, the events and their
+outbox rows), a statement per table for the whole sweep.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
-from storage.db import Database, from_db, to_db
+from bot.domain.case import Assignment, AssignmentRole, AssignmentState, CaseState, Event
+from bot.domain.chasing import ChasedCase
+from bot.domain.notifications import OutboxMessage
+from bot.domain.policy import Track
+from storage.db import Database, Reader, UnitOfWork, from_db, to_db
+from storage.outbox import enqueue_rows
+
+logger = logging.getLogger(__name__)
 
 DUE_NOW_SQL = """
 SELECT a.id, a.case_id, c.number, a.unit_code, a.next_check_at
@@ -15,6 +32,30 @@ WHERE a.next_check_at IS NOT NULL AND a.next_check_at <= ?
 ORDER BY a.next_check_at
 LIMIT ?
 """
+
+# The same selection with what planning needs, and nothing else.
+DUE_FOR_CHASING_SQL = """
+SELECT a.id, a.case_id, a.unit_code, a.role, a.round, a.state, a.assigned_at,
+       a.sign_due, a.reply_due, a.resolve_due, a.signed_at, a.replied_at, a.resolved_at,
+       a.paused_at, a.chase_fired,
+       c.number, c.track, c.state, c.round
+FROM assignments a INDEXED BY assignments_due
+JOIN cases c ON c.id = a.case_id
+WHERE a.next_check_at IS NOT NULL AND a.next_check_at <= ?
+ORDER BY a.next_check_at
+LIMIT ?
+"""
+
+_CLOSED = (CaseState.CLOSED.value, CaseState.REJECTED.value)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_TRACKS = {track.value: track for track in Track}
+# One encoder for the whole sweep: json.dumps with options builds a new one every call.
+_JSON = json.JSONEncoder(ensure_ascii=False, default=str)
+
+
+def _moment(value: int | None) -> datetime | None:
+    """`from_db`, in the sweep's hot loop: the same aware UTC datetime, a little faster."""
+    return None if value is None else _EPOCH + timedelta(microseconds=value)
 
 
 @dataclass(frozen=True)
@@ -35,3 +76,107 @@ async def due_assignments(db: Database, now: datetime, limit: int = 1000) -> lis
         DueAssignment(r[0], r[1], r[2], r[3], from_db(r[4]))  # type: ignore[arg-type]
         for r in rows
     ]
+
+
+async def due_for_chasing(
+    uow: Reader, now: datetime, limit: int
+) -> list[tuple[ChasedCase, list[Assignment]]]:
+    """The due assignments (at most `limit`, oldest check first) grouped by case, each
+    case in the order its first assignment came due and its assignments in id order.
+
+    The assignments carry the columns planning reads (deadlines, stages done, the pause,
+    the fired keys); the rest keep their defaults, `next_check_at` too: planning sets it.
+    """
+    cases: dict[int, tuple[ChasedCase, list[Assignment]]] = {}
+    for r in await uow.fetch_all(DUE_FOR_CHASING_SQL, (to_db(now), limit)):
+        try:
+            assignment = Assignment(
+                unit_code=r[2],
+                role=AssignmentRole(r[3]),
+                round=r[4],
+                state=AssignmentState(r[5]),
+                assigned_at=_moment(r[6]),  # type: ignore[arg-type]
+                sign_due=_moment(r[7]),
+                reply_due=_moment(r[8]),  # type: ignore[arg-type]
+                resolve_due=_moment(r[9]),
+                signed_at=_moment(r[10]),
+                replied_at=_moment(r[11]),
+                resolved_at=_moment(r[12]),
+                paused_at=_moment(r[13]),
+                chase_fired=json.loads(r[14]),
+                id=r[0],
+            )
+        except ValueError:
+            # A damaged row (a hand edit): skipped and left due, the sweep goes on.
+            logger.exception("deadline sweep: assignment %s of case %s skipped", r[0], r[15])
+            continue
+        entry = cases.get(r[1])
+        if entry is None:
+            case = ChasedCase(r[1], r[15], _TRACKS.get(r[16] or ""), r[18], r[17] not in _CLOSED)
+            entry = cases[r[1]] = (case, [])
+        entry[1].append(assignment)
+    for _, assignments in cases.values():
+        assignments.sort(key=lambda a: a.id or 0)
+    return list(cases.values())
+
+
+@dataclass(frozen=True)
+class ChaseRecord:
+    """What one sweep writes."""
+
+    # Every assignment looked at, with whether its fired keys changed.
+    checked: Sequence[tuple[Assignment, bool]]
+    # Case id -> its new escalation level.
+    escalated: dict[int, str]
+    # (case id, event, the messages it causes), in the order the steps were taken.
+    events: Sequence[tuple[int, Event, list[OutboxMessage]]]
+
+
+async def record_chase(uow: UnitOfWork, record: ChaseRecord, now: datetime) -> None:
+    """Write one sweep's outcome inside the caller's transaction, a statement per table."""
+    now_db = to_db(now)
+    await uow.execute_many(
+        "UPDATE assignments SET next_check_at = ?, chase_fired = coalesce(?, chase_fired)"
+        " WHERE id = ?",
+        [
+            (to_db(a.next_check_at), _JSON.encode(a.chase_fired) if changed else None, a.id)
+            for a, changed in record.checked
+        ],
+    )
+    if record.escalated:
+        await uow.execute_many(
+            "UPDATE cases SET escalation_level = ?, updated_at = ? WHERE id = ?",
+            [(level, now_db, case_id) for case_id, level in record.escalated.items()],
+        )
+    if not record.events:
+        return
+    # The writer holds the database, so the next ids are known: the events go in with
+    # one statement and their outbox rows can name them.
+    row = await uow.fetch_one("SELECT coalesce(max(id), 0) FROM events")
+    first_id = int(row[0]) + 1 if row else 1
+    await uow.execute_many(
+        "INSERT INTO events(id, case_id, at, kind, actor_id, actor_role, unit_code, details)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                first_id + index,
+                case_id,
+                to_db(event.at),
+                event.kind,
+                event.actor.user_id,
+                event.actor.role.value,
+                event.unit_code,
+                _JSON.encode(event.details),
+            )
+            for index, (case_id, event, _) in enumerate(record.events)
+        ],
+    )
+    await enqueue_rows(
+        uow,
+        [
+            (case_id, first_id + index, message)
+            for index, (case_id, _, messages) in enumerate(record.events)
+            for message in messages
+        ],
+        now_db or 0,
+    )

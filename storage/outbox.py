@@ -7,6 +7,9 @@ import json
 from bot.domain.notifications import OutboxMessage
 from storage.db import UnitOfWork
 
+# json.dumps with options builds a new encoder on every call; the sweep writes thousands.
+_JSON = json.JSONEncoder(ensure_ascii=False, default=str)
+
 
 async def enqueue(
     uow: UnitOfWork,
@@ -17,7 +20,16 @@ async def enqueue(
     event_id: int | None = None,
 ) -> None:
     """Write messages to the outbox inside the caller's transaction."""
-    if not messages:
+    await enqueue_rows(uow, [(case_id, event_id, m) for m in messages], now_db)
+
+
+async def enqueue_rows(
+    uow: UnitOfWork,
+    rows: list[tuple[int | None, int | None, OutboxMessage]],
+    now_db: int,
+) -> None:
+    """Write (case id, event id, message) rows to the outbox in one statement."""
+    if not rows:
         return
     await uow.execute_many(
         "INSERT INTO outbox(case_id, event_id, recipient_kind, recipient_ref, message_key,"
@@ -29,12 +41,12 @@ async def enqueue(
                 m.recipient_kind,
                 m.recipient_ref,
                 m.key,
-                json.dumps(m.params, ensure_ascii=False, default=str),
+                _JSON.encode(m.params),
                 m.card_key,
                 now_db,
                 now_db,
             )
-            for m in messages
+            for case_id, event_id, m in rows
         ],
     )
 

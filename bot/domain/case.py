@@ -12,7 +12,6 @@ from enum import StrEnum
 from typing import Any
 
 from bot.domain import errors
-from bot.domain.chasing import plan_chase
 from bot.domain.policy import Policy, Track, TrackPolicy
 
 
@@ -1140,75 +1139,6 @@ class Case:
             text=cleaned,
         )
         return question
-
-    # -- chasing (the scheduler's deadline sweep) -----------------------------------------
-
-    def chase(self, now: datetime, policy: Policy) -> int:
-        """Take every chasing step due now on the active assignments; returns how many.
-
-        Each step's key is stored on the assignment with its event, so it never repeats.
-        """
-        if self.track is None or not self.is_open:
-            for assignment in self.assignments:
-                assignment.next_check_at = None
-            return 0
-        track = policy.track(self.track)
-        taken = 0
-        for assignment in self.assignments:
-            if (
-                assignment.round != self.round
-                or not assignment.is_active
-                or (assignment.state == AssignmentState.RETURNED)
-            ):
-                assignment.next_check_at = None
-                continue
-            stages = assignment.open_stage_deadlines()
-            if assignment.paused_at is not None:
-                stages.pop("resolve", None)  # waiting for the citizen: the clock is stopped
-            steps, next_check = plan_chase(
-                stages=stages,
-                assigned_at=assignment.assigned_at,
-                fired=frozenset(assignment.chase_fired),
-                track=track,
-                chasing=policy.chasing,
-                calendar=policy.calendar,
-                now=now,
-            )
-            for step in steps:
-                assignment.chase_fired.append(step.key)
-                details = {
-                    "stage": step.stage,
-                    "due": step.due.isoformat(),
-                    "role": assignment.role.value,
-                }
-                if step.kind == "reminder":
-                    self._record(
-                        "ReminderSent", now, Actor.system(), assignment.unit_code, **details
-                    )
-                elif step.kind == "overdue":
-                    days = policy.calendar.working_days_between(step.due, now)
-                    self._record(
-                        "OverdueNoticeSent",
-                        now,
-                        Actor.system(),
-                        assignment.unit_code,
-                        days_overdue=round(days, 1),
-                        **details,
-                    )
-                else:
-                    self.escalation_level = step.kind
-                    self._record(
-                        "CaseEscalated",
-                        now,
-                        Actor.system(),
-                        assignment.unit_code,
-                        level=step.kind,
-                        reason="overdue",
-                        **details,
-                    )
-                taken += 1
-            assignment.next_check_at = next_check
-        return taken
 
     # -- staff ---------------------------------------------------------------------------
 

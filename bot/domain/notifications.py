@@ -9,9 +9,20 @@ the card in place from the case's current state.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from bot.domain.case import Case, Event
+
+
+class CaseRef(Protocol):
+    """What addressing a message needs of a case: a whole `Case`, or the deadline sweep's
+    lean view of one."""
+
+    @property
+    def id(self) -> int | None: ...  # pragma: no cover - protocol
+
+    @property
+    def number(self) -> str: ...  # pragma: no cover - protocol
 
 
 @dataclass(frozen=True)
@@ -30,24 +41,24 @@ def to_citizen(case: Case, key: str, **params: Any) -> OutboxMessage:
     return OutboxMessage("user", str(case.citizen_id), key, {"number": case.number, **params})
 
 
-def to_unit(case: Case, unit: str, key: str, **params: Any) -> OutboxMessage:
+def to_unit(case: CaseRef, unit: str, key: str, **params: Any) -> OutboxMessage:
     """A message to a unit's group."""
     return OutboxMessage("unit", unit, key, {"number": case.number, **params})
 
 
-def to_group(case: Case, group: str, key: str, **params: Any) -> OutboxMessage:
+def to_group(case: CaseRef, group: str, key: str, **params: Any) -> OutboxMessage:
     """A message to the dispatch, supervision or leaders' group."""
     return OutboxMessage(group, None, key, {"number": case.number, **params})
 
 
-def desk_card(case: Case) -> OutboxMessage:
+def desk_card(case: CaseRef) -> OutboxMessage:
     """Refresh (or first post) the desk's card of the case."""
     return OutboxMessage(
         "dispatch", None, "card.desk", {"case_id": case.id}, card_key=f"desk:{case.id}"
     )
 
 
-def unit_card(case: Case, unit: str) -> OutboxMessage:
+def unit_card(case: CaseRef, unit: str) -> OutboxMessage:
     """Refresh (or first post) a unit's card of the case."""
     return OutboxMessage(
         "unit",
@@ -61,6 +72,64 @@ def unit_card(case: Case, unit: str) -> OutboxMessage:
 def _unit_cards(case: Case) -> list[OutboxMessage]:
     units = {a.unit_code for a in case.assignments if a.round == case.round}
     return [unit_card(case, unit) for unit in sorted(units)]
+
+
+CHASING_EVENTS = frozenset({"CaseEscalated", "ReminderSent", "OverdueNoticeSent"})
+
+
+def chasing_messages(case: CaseRef, event: Event, handling_units: list[str]) -> list[OutboxMessage]:
+    """The messages of a chasing step or an escalation (by the sweep or by staff).
+
+    The deadline sweep calls this with its lean view of the case, so `handling_units`
+    (the case's active units, lead first) is passed in rather than read off a `Case`.
+    """
+    d = event.details
+    unit = event.unit_code
+    kind = event.kind
+    if kind == "CaseEscalated":
+        group = "supervision" if d["level"] == "supervision" else "leaders"
+        messages = [
+            desk_card(case),
+            to_group(
+                case,
+                group,
+                f"{group}.escalation",
+                reason=d["reason"],
+                case_id=case.id,
+                units=handling_units,
+                unit=unit,
+                stage=d.get("stage"),
+                due=d.get("due"),
+                issued_at=event.at.isoformat(),
+            ),
+        ]
+        if unit and d["reason"] == "overdue":
+            messages.append(
+                to_unit(
+                    case,
+                    unit,
+                    "unit.escalated",
+                    level=d["level"],
+                    stage=d.get("stage"),
+                    due=d.get("due"),
+                )
+            )
+        return messages
+    if kind == "ReminderSent":
+        return [to_unit(case, unit or "", "unit.reminder", stage=d["stage"], due=d["due"])]
+    if kind == "OverdueNoticeSent":
+        return [
+            to_unit(
+                case,
+                unit or "",
+                "unit.overdue",
+                stage=d["stage"],
+                due=d["due"],
+                days=d["days_overdue"],
+            ),
+            unit_card(case, unit or ""),
+        ]
+    raise ValueError(f"not a chasing event: {kind}")
 
 
 def messages_for(case: Case, event: Event) -> list[OutboxMessage]:
@@ -129,49 +198,8 @@ def messages_for(case: Case, event: Event) -> list[OutboxMessage]:
         ]
     if kind in ("CoUnitReassigned", "CoUnitAdded"):
         return [desk_card(case), unit_card(case, unit or "")]
-    if kind == "CaseEscalated":
-        group = "supervision" if d["level"] == "supervision" else "leaders"
-        messages = [
-            desk_card(case),
-            to_group(
-                case,
-                group,
-                f"{group}.escalation",
-                reason=d["reason"],
-                case_id=case.id,
-                units=case.handling_units,
-                unit=unit,
-                stage=d.get("stage"),
-                due=d.get("due"),
-                issued_at=event.at.isoformat(),
-            ),
-        ]
-        if unit and d["reason"] == "overdue":
-            messages.append(
-                to_unit(
-                    case,
-                    unit,
-                    "unit.escalated",
-                    level=d["level"],
-                    stage=d.get("stage"),
-                    due=d.get("due"),
-                )
-            )
-        return messages
-    if kind == "ReminderSent":
-        return [to_unit(case, unit or "", "unit.reminder", stage=d["stage"], due=d["due"])]
-    if kind == "OverdueNoticeSent":
-        return [
-            to_unit(
-                case,
-                unit or "",
-                "unit.overdue",
-                stage=d["stage"],
-                due=d["due"],
-                days=d["days_overdue"],
-            ),
-            unit_card(case, unit or ""),
-        ]
+    if kind in CHASING_EVENTS:
+        return chasing_messages(case, event, case.handling_units if kind == "CaseEscalated" else [])
     if kind == "ExtensionRequested":
         return [
             to_group(
