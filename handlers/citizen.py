@@ -377,8 +377,16 @@ async def _take_choice(
     prefix: str,
     choices: dict[str, Named],
     confirmation: str,
+    then: tuple[str, InlineKeyboardMarkup] | None = None,
+    *,
+    edit: bool = True,
 ) -> bool:
-    """Keep a category or district from its button; False for a stale or forged one."""
+    """Keep a category or district from its button; False for a stale or forged one.
+
+    With `then` (a question and its buttons), the same message shows the choice and asks
+    the next question: one Bot API call instead of an edit and a new message, which in a
+    burst of filings is a fifth of the bot's calls. `edit=False` leaves the message to the
+    caller (the summary takes its place)."""
     query = update.callback_query
     assert query is not None and query.data is not None
     t = _(update, context)
@@ -388,9 +396,14 @@ async def _take_choice(
         return False
     draft_of(context)[field] = code
     await query.answer()
+    if not edit:
+        return True
+    text = confirmation.format(name=html.escape(choices[code].name_in(t.language)))
+    question, keyboard = then if then is not None else ("", None)
     await query.edit_message_text(
-        confirmation.format(name=html.escape(choices[code].name_in(t.language))),
+        f"{text}\n\n{question}" if question else text,
         parse_mode=ParseMode.HTML,
+        reply_markup=keyboard,
     )
     return True
 
@@ -399,18 +412,16 @@ async def choose_category(update: Update, context: Context) -> int:
     """Category chosen: ask the district."""
     t = _(update, context)
     policy = context.services.policy
+    editing = bool(draft_of(context).get("editing"))
+    ask_district = (t.gettext("Where is it? Please choose the district."),
+                    district_keyboard(context, t))
     if not await _take_choice(
-        update, context, "category", "f:c:", policy.categories, t.gettext("Category: {name}")
+        update, context, "category", "f:c:", policy.categories, t.gettext("Category: {name}"),
+        then=None if editing else ask_district,
     ):
         return Filing.CATEGORY
-    if draft_of(context).get("editing"):
+    if editing:
         return await show_summary(update, context)
-    await say(
-        update,
-        context,
-        t.gettext("Where is it? Please choose the district."),
-        reply_markup=district_keyboard(context, t),
-    )
     return Filing.DISTRICT
 
 
@@ -418,13 +429,15 @@ async def choose_district(update: Update, context: Context) -> int:
     """District chosen: ask the description (or, for a quick filing, go to the summary)."""
     t = _(update, context)
     policy = context.services.policy
+    draft = draft_of(context)
+    summary_next = bool(draft.get("editing") or (draft.get("quick") and draft.get("text")))
     if not await _take_choice(
-        update, context, "district", "f:d:", policy.districts, t.gettext("District: {name}")
+        update, context, "district", "f:d:", policy.districts, t.gettext("District: {name}"),
+        edit=not summary_next,
     ):
         return Filing.DISTRICT
-    draft = draft_of(context)
-    if draft.get("editing") or (draft.get("quick") and draft.get("text")):
-        return await show_summary(update, context)
+    if summary_next:
+        return await show_summary(update, context, in_place=True)
     await say(
         update,
         context,
@@ -606,8 +619,8 @@ async def skip_contact(update: Update, context: Context) -> int:
     return await show_summary(update, context)
 
 
-async def show_summary(update: Update, context: Context) -> int:
-    """The summary with confirm / edit / cancel."""
+async def show_summary(update: Update, context: Context, *, in_place: bool = False) -> int:
+    """The summary with confirm / edit / cancel (`in_place`: in the pressed message)."""
     t = _(update, context)
     g = t.gettext
     draft = draft_of(context)
@@ -641,7 +654,12 @@ async def show_summary(update: Update, context: Context) -> int:
             ],
         ]
     )
-    await say(update, context, "\n".join(lines), reply_markup=keyboard)
+    if in_place and update.callback_query is not None:
+        await update.callback_query.edit_message_text(
+            "\n".join(lines), parse_mode=ParseMode.HTML, reply_markup=keyboard
+        )
+    else:
+        await say(update, context, "\n".join(lines), reply_markup=keyboard)
     return Filing.CONFIRM
 
 
