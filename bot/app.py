@@ -29,6 +29,7 @@ from bot.outbox import OutboxSender
 from bot.persistence import SqlitePersistence
 from bot.services import Services
 from bot.telemetry import Telemetry, install_telemetry
+from bot.updates import PerChatUpdateProcessor
 from scheduler.calendar_watch import schedule as watch_calendar
 from scheduler.jobs import schedule
 from storage.db import Database
@@ -96,6 +97,8 @@ def create_application(
         .context_types(PTBContextTypes(context=Context, bot_data=BotData))
         .persistence(SqlitePersistence(db, clock, persistence_interval))
         .defaults(Defaults(tzinfo=policy.calendar.tz))
+        # Chats side by side, each chat's updates in order (bot/updates.py says why).
+        .concurrent_updates(PerChatUpdateProcessor())
     )
     if rate_limiter:
         builder = builder.rate_limiter(AIORateLimiter())
