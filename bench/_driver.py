@@ -133,7 +133,9 @@ class BotProcess:
         setup: dict[str, Any] | None = None,
         profile: Path | None = None,
         log: Path | None = None,
+        root: Path = ROOT,
     ) -> None:
+        self.root = root  # the checkout whose bot runs (another one for a before/after)
         self.args = [
             sys.executable, "-m", "bench._botproc", "--kind", kind, "--backend", backend,
             "--token", sim.token, "--base-url", sim.base_url, "--file-url", sim.file_base_url,
@@ -158,18 +160,18 @@ class BotProcess:
 
     async def start(self) -> None:
         """Start the bot and wait until it polls."""
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "PTB_TIMEDELTA": "true"}
+        env = {**os.environ, "PYTHONPATH": str(self.root), "PTB_TIMEDELTA": "true"}
         if self.log is None:
             stderr: Any = asyncio.subprocess.DEVNULL
             self.process = await asyncio.create_subprocess_exec(
                 *self.args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                stderr=stderr, cwd=ROOT, env=env,
+                stderr=stderr, cwd=self.root, env=env,
             )
         else:
             with self.log.open("ab") as stderr:  # the child keeps its own copy
                 self.process = await asyncio.create_subprocess_exec(
                     *self.args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                    stderr=stderr, cwd=ROOT, env=env,
+                    stderr=stderr, cwd=self.root, env=env,
                 )
         await self._line(120)
 

@@ -32,11 +32,13 @@ import sqlite3
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench._botproc import percentile
 from bench._driver import (
+    ROOT,
     BotFigures,
     BotProcess,
     Row,
@@ -72,6 +74,7 @@ class Side:
     people: int
     wall_s: float
     bot: BotFigures
+    press_waits_s: list[float] = field(default_factory=list)
 
     @property
     def updates_per_s(self) -> float:
@@ -130,13 +133,24 @@ async def run_echo(sim: WatchedSimulator, people: int, backend: str, log: Path) 
 
 
 async def file_quickly(
-    sim: WatchedSimulator, user: SimUser, mark: int, labels: dict[str, str], number: re.Pattern[str]
+    sim: WatchedSimulator,
+    user: SimUser,
+    mark: int,
+    labels: dict[str, str],
+    number: re.Pattern[str],
+    waits: list[float] | None = None,
 ) -> str:
-    """The rest of a quick filing after the first message: three buttons, then the number."""
+    """The rest of a quick filing after the first message: three buttons, then the number.
+
+    `waits` gets how long each press waited for answerCallbackQuery (Telegram gives up on a
+    callback query after about 15 seconds)."""
     for step in ("category", "district", "submit"):
         card = await sim.next_change(user, has_button(labels[step]), after=mark)
         mark = sim.cursor(user)
+        pressed = time.perf_counter()
         await user.press(labels[step], message=card.message_id, timeout=600)
+        if waits is not None:
+            waits.append(time.perf_counter() - pressed)
     filed = await sim.next_change(user, lambda m: number.search(m.text) is not None, after=mark)
     found = number.search(filed.text)
     assert found is not None
@@ -144,7 +158,13 @@ async def file_quickly(
 
 
 async def run_wenzheng(
-    sim: WatchedSimulator, people: int, backend: str, workdir: Path, profile: Path | None
+    sim: WatchedSimulator,
+    people: int,
+    backend: str,
+    workdir: Path,
+    profile: Path | None,
+    root: Path = ROOT,
+    tag: str = "",
 ) -> tuple[Side, Check, Path]:
     """The real bot filing one case for each of `people` first-time citizens."""
     policy = load_policy(EXAMPLE_POLICY)
@@ -153,20 +173,23 @@ async def run_wenzheng(
     districts = list(policy.districts.values())
     number = re.compile(re.escape(policy.case_prefix) + r"\d{4}-\d{6}")
     desk = sim.group("市民留言分办中心")
-    db = workdir / f"intake-{backend}.db"
+    db = workdir / f"intake-{backend}{tag}.db"
     bot = BotProcess(
         sim, "wenzheng", backend, db=db, setup={"chats": {"dispatch": desk.id}},
-        profile=profile, log=workdir / f"wenzheng-{backend}.log",
+        profile=profile, log=workdir / f"wenzheng-{backend}{tag}.log", root=root,
     )
     try:
         await bot.start()
-        users = [sim.user(f"市民{k}", username=f"citizen_{backend}_{k}") for k in range(people)]
+        users = [
+            sim.user(f"市民{k}", username=f"citizen_{backend}{tag}_{k}") for k in range(people)
+        ]
         await bot.go()
         started = time.perf_counter()
         marks = []
         for k, user in enumerate(users):  # the burst: everyone writes before anyone is served
             marks.append(sim.cursor(user))
             await user.send(TEXTS[k % len(TEXTS)] + f"（{k}）")
+        waits: list[float] = []
         numbers = await asyncio.gather(
             *(
                 file_quickly(
@@ -179,6 +202,7 @@ async def run_wenzheng(
                         "submit": "✅ " + g("Submit"),
                     },
                     number,
+                    waits,
                 )
                 for k, user in enumerate(users)
             )
@@ -188,7 +212,7 @@ async def run_wenzheng(
     finally:
         await bot.kill()
     check = check_database(db, [u.id for u in users], numbers)
-    return Side("Wenzheng", backend, people, wall, figures), check, db
+    return Side("Wenzheng", backend, people, wall, figures, waits), check, db
 
 
 def check_database(path: Path, citizens: list[int], told: list[str]) -> Check:
@@ -206,6 +230,14 @@ def check_database(path: Path, citizens: list[int], told: list[str]) -> Check:
         ).fetchone()
         stored = {row[0] for row in connection.execute("SELECT number FROM cases")}
     return Check(len(citizens), cases, distinct, once, len(set(told) & stored))
+
+
+CALLBACK_PATIENCE_S = 15.0  # Telegram drops a callback query not answered by then
+
+
+def late(waits: list[float]) -> int:
+    """Button presses answered later than Telegram would wait."""
+    return sum(1 for wait in waits if wait > CALLBACK_PATIENCE_S)
 
 
 def rows_for(section: str, ours: Side, echo: Side, check: Check) -> list[Row]:
@@ -228,6 +260,10 @@ def rows_for(section: str, ours: Side, echo: Side, check: Check) -> list[Row]:
         Row(section, "handler latency p99 ms", ms(ours.bot.latency_p99_s),
             ms(echo.bot.latency_p99_s),
             ratio=ratio(ours.bot.latency_p99_s, echo.bot.latency_p99_s), digits=2),
+        Row(section, "button answered p99 s", percentile(ours.press_waits_s, 0.99), None,
+            digits=2),
+        Row(section, "buttons answered after 15 s", float(late(ours.press_waits_s)), None,
+            target="= 0", ok=late(ours.press_waits_s) == 0, digits=0),
         Row(section, "cases filed exactly once", float(check.citizens_with_one_case), None,
             target=f"= {check.citizens}", ok=check.citizens_with_one_case == check.citizens,
             digits=0),
@@ -237,9 +273,14 @@ def rows_for(section: str, ours: Side, echo: Side, check: Check) -> list[Row]:
 
 
 async def measure(
-    people: int, backends: list[str], workdir: Path, profile_dir: Path | None
+    people: int,
+    backends: list[str],
+    workdir: Path,
+    profile_dir: Path | None,
+    before: Path | None = None,
 ) -> tuple[list[Row], dict[str, Any]]:
-    """Both bots with each backend, on one simulator."""
+    """Both bots with each backend, on one simulator (and the bot of `before`, a checkout
+    from before a change, between them: on a shared machine only one run compares)."""
     rows: list[Row] = []
     data: dict[str, Any] = {
         "citizens": people,
@@ -251,11 +292,29 @@ async def measure(
         for backend in backends:
             echo = await run_echo(sim, people, backend, workdir / f"echo-{backend}.log")
             profile = profile_dir / f"intake-{backend}.prof" if profile_dir else None
+            if before is not None:
+                old, old_check, _ = await run_wenzheng(
+                    sim, people, backend, workdir, None, before, "-before"
+                )
+                rows += rows_for(f"intake before ({backend})", old, echo, old_check)
+                data["runs"][f"{backend} before"] = {
+                    "wenzheng": {"updates_per_s": old.updates_per_s, "wall_s": old.wall_s,
+                                 **asdict(old.bot)},
+                    "check": asdict(old_check),
+                }
             ours, check, _ = await run_wenzheng(sim, people, backend, workdir, profile)
             section = "intake" if len(backends) == 1 else f"intake ({backend})"
             rows += rows_for(section, ours, echo, check)
             data["runs"][backend] = {
-                "wenzheng": {**asdict(ours), "updates_per_s": ours.updates_per_s},
+                "wenzheng": {
+                    **{k: v for k, v in asdict(ours).items() if k != "press_waits_s"},
+                    "updates_per_s": ours.updates_per_s,
+                    "presses": len(ours.press_waits_s),
+                    "press_wait_p50_s": percentile(ours.press_waits_s, 0.5),
+                    "press_wait_p99_s": percentile(ours.press_waits_s, 0.99),
+                    "press_wait_max_s": max(ours.press_waits_s, default=None),
+                    "presses_after_15_s": late(ours.press_waits_s),
+                },
                 "echo": {**asdict(echo), "updates_per_s": echo.updates_per_s},
                 "check": {**asdict(check), "exactly_once": check.exactly_once},
             }
@@ -273,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON)
     parser.add_argument("--profile", type=Path, help="write cProfile files of the bot here")
     parser.add_argument("--keep", type=Path, help="keep the databases and logs here")
+    parser.add_argument("--before", type=Path,
+                        help="also run the bot of this checkout (before a change) in the run")
     args = parser.parse_args(argv)
     people = args.citizens or (QUICK_CITIZENS if args.quick else CITIZENS)
     backends = ["httpx", "aiohttp"] if args.backend == "both" else [args.backend]
@@ -281,7 +342,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="wz-intake-") as scratch:
         workdir = args.keep or Path(scratch)
         workdir.mkdir(parents=True, exist_ok=True)
-        rows, data = asyncio.run(measure(people, backends, workdir, args.profile))
+        rows, data = asyncio.run(
+            measure(people, backends, workdir, args.profile, args.before)
+        )
     print(f"Intake: {people} first-time citizens at once, quick filing (4 updates each)")
     print(table(rows))
     write_json(args.json, rows, data)
