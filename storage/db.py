@@ -373,12 +373,13 @@ class Database:
         """All rows of a read-only query, on the reader connection."""
         if self._reader is None:
             raise RuntimeError("database is not connected")
-        async with self._reader.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+        # One hop on the reader's thread: the statement runs to its end before another
+        # coroutine's query starts. Between an execute and its fetch the statement would
+        # hold its read snapshot open, and the other query would read that old snapshot
+        # (rows committed meanwhile would look pending still).
+        return list(await self._reader.execute_fetchall(sql, params))
 
     async def fetch_one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Row | None:
         """The first row of a read-only query, on the reader connection."""
-        if self._reader is None:
-            raise RuntimeError("database is not connected")
-        async with self._reader.execute(sql, params) as cursor:
-            return await cursor.fetchone()
+        rows = await self.fetch_all(sql, params)
+        return rows[0] if rows else None
