@@ -10,7 +10,6 @@ from typing import Any
 
 from telegram import BotCommand, BotCommandScopeAllPrivateChats, Update
 from telegram.ext import (
-    AIORateLimiter,
     Application,
     ApplicationBuilder,
     CallbackContext,
@@ -25,7 +24,7 @@ from bot.config import Settings
 from bot.domain.policy import Policy
 from bot.http import Backend, use_backend
 from bot.i18n import N_, translator
-from bot.outbox import OutboxSender
+from bot.outbox import OutboxSender, flood_limiter
 from bot.persistence import SqlitePersistence
 from bot.services import Services
 from bot.telemetry import Telemetry, install_telemetry
@@ -101,7 +100,7 @@ def create_application(
         .concurrent_updates(PerChatUpdateProcessor())
     )
     if rate_limiter:
-        builder = builder.rate_limiter(AIORateLimiter())
+        builder = builder.rate_limiter(flood_limiter())
     builder = use_backend(builder, http_backend)
     app: WenzhengApp = builder.build()  # type: ignore[assignment]
     app.bot_data.services = Services(db=db, policy=policy, clock=clock, admins=settings.admins)

@@ -32,17 +32,35 @@ class Recipient:
     is_group: bool
 
 
-async def pending(db: Database, now_db: int, limit: int = 200) -> list[PendingMessage]:
-    """Rows due for (another) attempt, oldest first."""
+async def due_recipients(db: Database, now_db: int, limit: int) -> list[tuple[str, str | None]]:
+    """Recipients with rows due for (another) attempt, the longest waiting first."""
     rows = await db.fetch_all(
-        "SELECT id, case_id, recipient_kind, recipient_ref, message_key, params, card_key,"
-        " attempts FROM outbox WHERE state = 'pending' AND next_attempt_at <= ?"
-        " ORDER BY id LIMIT ?",
+        "SELECT recipient_kind, recipient_ref FROM outbox"
+        " WHERE state = 'pending' AND next_attempt_at <= ?"
+        " GROUP BY recipient_kind, recipient_ref ORDER BY min(id) LIMIT ?",
         (now_db, limit),
     )
-    return [
-        PendingMessage(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7]) for r in rows
-    ]
+    return [(str(r[0]), r[1]) for r in rows]
+
+
+async def due_in_order(
+    db: Database, kind: str, ref: str | None, now_db: int, limit: int
+) -> list[PendingMessage]:
+    """A recipient's pending rows from the oldest on, as far as they are due: none when
+    the oldest waits for a retry, so the chat reads its messages in order."""
+    rows = await db.fetch_all(
+        "SELECT id, case_id, recipient_kind, recipient_ref, message_key, params, card_key,"
+        " attempts, next_attempt_at FROM outbox"
+        " WHERE state = 'pending' AND recipient_kind = ? AND recipient_ref IS ?"
+        " ORDER BY id LIMIT ?",
+        (kind, ref, limit),
+    )
+    due: list[PendingMessage] = []
+    for r in rows:
+        if r[8] > now_db:
+            break
+        due.append(PendingMessage(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7]))
+    return due
 
 
 async def resolve_recipient(db: Database, kind: str, ref: str | None) -> Recipient | None:
@@ -86,6 +104,26 @@ async def mark_sent(
                 " message_id = excluded.message_id, updated_at = excluded.updated_at",
                 (message.card_key, chat_id, message_id, now_db),
             )
+        await uow.commit()
+
+
+async def mark_sent_together(
+    db: Database,
+    messages: list[PendingMessage],
+    chat_id: int,
+    message_id: int | None,
+    now_db: int,
+) -> None:
+    """Record one delivery that carried `messages` (one row, or a digest of several)."""
+    if len(messages) == 1:
+        await mark_sent(db, messages[0], chat_id, message_id, now_db)
+        return
+    async with db.unit_of_work() as uow:
+        await uow.execute_many(
+            "UPDATE outbox SET state = 'sent', sent_at = ?, chat_id = ?, message_id = ?,"
+            " attempts = attempts + 1, error = NULL WHERE id = ? AND state = 'pending'",
+            [(now_db, chat_id, message_id, m.id) for m in messages],
+        )
         await uow.commit()
 
 
@@ -147,13 +185,3 @@ async def drop_card(db: Database, card_key: str) -> None:
     async with db.unit_of_work() as uow:
         await uow.execute("DELETE FROM cards WHERE card_key = ?", (card_key,))
         await uow.commit()
-
-
-async def oldest_pending_id(db: Database, kind: str, ref: str | None) -> int | None:
-    """The id of a recipient's oldest pending row (due or not)."""
-    row = await db.fetch_one(
-        "SELECT min(id) FROM outbox WHERE state = 'pending' AND recipient_kind = ?"
-        " AND recipient_ref IS ?",
-        (kind, ref),
-    )
-    return int(row[0]) if row and row[0] is not None else None
