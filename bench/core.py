@@ -101,6 +101,17 @@ class Report:
     figures: list[Figure] = field(default_factory=list)
 
 
+def contract_rows(section: str, figures: list[Figure], left_label: str,
+                  right_label: str) -> list[dict[str, Any]]:
+    """Figures as `python -m bench` reads them (the JSON contract in bench/__main__.py)."""
+    return [
+        {"section": section, "name": f.name, "left": f.small, "right": f.large,
+         "left_label": left_label, "right_label": right_label, "ratio": f.ratio,
+         "target": "" if f.target == "-" else f.target, "ok": f.ok, "digits": f.digits}
+        for f in figures
+    ]
+
+
 def label_of(count: int) -> str:
     """10000 -> '10k', 1000000 -> '1M' (column headers)."""
     if count >= 1_000_000 and count % 1_000_000 == 0:
@@ -385,6 +396,49 @@ async def build(path: Path, policy: Policy, plan: FillPlan) -> FillResult:
     return result
 
 
+async def build_or_reuse(path: Path, policy: Policy, plan: FillPlan, *,
+                         reuse: bool) -> FillResult:
+    """Fill `path`, or reuse it when a kept fill of the same plan is there.
+
+    The marker beside the file (`<db>.plan.json`) is the one bench/scheduler.py writes and
+    reads, so the two benchmarks share one kept data directory."""
+    key = {"cases": plan.cases, "start": plan.start.isoformat(), "now": plan.now.isoformat(),
+           "due": plan.due, "seed": plan.seed}
+    kept = kept_fill(path, key) if reuse else None
+    if kept is not None:
+        say(f"  {label_of(plan.cases)}: reusing {path} (filled earlier in {kept.seconds:.0f} s)")
+        return kept
+    write_marker(path, None, None)  # a fill cut short must not pass for a kept one
+    result = await build(path, policy, plan)
+    write_marker(path, key, result)
+    return result
+
+
+def kept_fill(path: Path, key: dict[str, Any]) -> FillResult | None:
+    """The fill kept at `path` if its marker records the same plan."""
+    marker = Path(f"{path}.plan.json")
+    if not (path.exists() and marker.exists()):
+        return None
+    saved = json.loads(marker.read_text(encoding="utf-8"))
+    if saved.get("plan") != key:
+        return None
+    return FillResult(**{**saved["fill"], "path": path})
+
+
+def write_marker(path: Path, key: dict[str, Any] | None, result: FillResult | None) -> None:
+    """Record which plan filled `path`, for the next run (of either benchmark) to reuse;
+    without a result, forget it."""
+    marker = Path(f"{path}.plan.json")
+    if key is None or result is None:
+        marker.unlink(missing_ok=True)
+        return
+    data = asdict(result)
+    data["path"] = str(result.path)
+    marker.write_text(
+        json.dumps({"plan": key, "fill": data}, ensure_ascii=False, default=str),
+        encoding="utf-8")
+
+
 def describe_fill(label: str, result: FillResult) -> dict[str, Any]:
     """Print and return what one fill wrote."""
     rows = ", ".join(f"{name} {count:,}" for name, count in result.rows.items())
@@ -598,7 +652,8 @@ async def run(args: argparse.Namespace, workdir: Path) -> Report:
     results: dict[str, FillResult] = {}
     for label, count in ((small, SMALL_CASES), (large, args.cases)):
         plan = FillPlan(cases=count, start=start, now=now, due=args.due)
-        results[label] = await build(workdir / f"cases-{label}.db", policy, plan)
+        results[label] = await build_or_reuse(workdir / f"cases-{label}.db", policy, plan,
+                                              reuse=args.keep is not None)
         report.fills[label] = describe_fill(label, results[label])
     fill_s = (results[small].seconds, results[large].seconds)
     figures.append(Figure("fill time (s, incl. migration + ANALYZE)", *fill_s,
@@ -673,11 +728,13 @@ def main(argv: list[str] | None = None) -> int:
     say(f"\ntotal {elapsed:.0f} s" + (f"; databases kept in {args.keep}" if args.keep else ""))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     payload = {
-        "meta": report.meta,
-        "figures": [{**asdict(f), "ratio": f.ratio} for f in report.figures],
-        "filing": report.filing,
-        "fills": report.fills,
-        "queries": report.queries,
+        "figures": contract_rows("growth: core", report.figures, small, large),
+        "data": {
+            "meta": report.meta,
+            "filing": report.filing,
+            "fills": report.fills,
+            "queries": report.queries,
+        },
     }
     args.json.write_text(json.dumps(payload, ensure_ascii=False, indent=2), encoding="utf-8")
     say(f"figures written to {args.json}")

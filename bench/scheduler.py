@@ -35,7 +35,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -49,6 +48,7 @@ from bench.core import (
     SMALL_CASES,
     Figure,
     build,
+    contract_rows,
     database_bytes,
     describe_fill,
     label_of,
@@ -498,8 +498,10 @@ def main(argv: list[str] | None = None) -> int:
     print_table(figures, small, large if large != small else f"{large}-2")
     say(f"\ntotal {elapsed:.0f} s" + (f"; databases kept in {args.keep}" if args.keep else ""))
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    data["figures"] = [{**asdict(f), "ratio": f.ratio} for f in figures]
-    args.json.write_text(json.dumps(data, ensure_ascii=False, indent=2, default=str),
+    payload = {"figures": contract_rows("growth: scheduler", figures, small,
+                                        large if large != small else f"{large}-2"),
+               "data": data}
+    args.json.write_text(json.dumps(payload, ensure_ascii=False, indent=2, default=str),
                          encoding="utf-8")
     say(f"figures written to {args.json}")
     return 0
