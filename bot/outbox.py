@@ -44,9 +44,12 @@ LANE_BATCH = 50  # rows a lane reads at a time
 LOOK_INTERVAL = 0.02  # seconds between two looks at the outbox
 DIGEST_SEPARATOR = "\n\n"
 # Telegram's flood limits (its Bots FAQ): about 30 messages/s overall, 20/min per group,
-# about 1/s per private chat after a short burst. Bursts here are smaller than Telegram's.
-OVERALL_PER_SECOND = 30.0
-OVERALL_BURST = 25
+# about 1/s per private chat after a short burst. Our buckets hold less than Telegram's:
+# a request reaches Telegram later than our limiter let it go, by a delay that varies
+# (hundreds of milliseconds on a loaded machine), and what is in flight must never meet
+# a bucket that is already empty there. The overall rate also stays a little under 30.
+OVERALL_PER_SECOND = 29.0
+OVERALL_BURST = 10
 GROUP_PER_MINUTE = 20.0
 GROUP_BURST = 19
 PRIVATE_PER_SECOND = 1.0
@@ -79,13 +82,12 @@ def retry_after_seconds(error: RetryAfter) -> float:
 
 
 def flood_limiter() -> AIORateLimiter:
-    """PTB's AIORateLimiter at Telegram's rates, each bucket a little smaller than Telegram's.
+    """PTB's AIORateLimiter at Telegram's rates, each bucket smaller than Telegram's.
 
-    Telegram's buckets start as full as ours would, so a request that reaches it a few
-    milliseconds out of step with our clock is refused with a 429; holding back a few
-    tokens of the overall burst and one of a group's costs no throughput (the rates are
-    the same) and absorbs that jitter. Private chats are paced by the outbox sender, which
-    is what sends bursts to them; replies to a citizen's own messages come one at a time.
+    This costs no throughput (a smaller burst, the same rate) and keeps requests that
+    arrive out of step with our clock from meeting a 429. Private chats are paced by the
+    outbox sender, which is what sends them bursts; replies to a citizen's own messages
+    come one at a time.
     """
     return AIORateLimiter(
         overall_max_rate=OVERALL_BURST,
