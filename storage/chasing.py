@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from bot.domain.case import Assignment, AssignmentRole, AssignmentState, CaseState, Event
 from bot.domain.chasing import ChasedCase
@@ -47,15 +47,9 @@ LIMIT ?
 """
 
 _CLOSED = (CaseState.CLOSED.value, CaseState.REJECTED.value)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TRACKS = {track.value: track for track in Track}
 # One encoder for the whole sweep: json.dumps with options builds a new one every call.
 _JSON = json.JSONEncoder(ensure_ascii=False, default=str)
-
-
-def _moment(value: int | None) -> datetime | None:
-    """`from_db`, in the sweep's hot loop: the same aware UTC datetime, a little faster."""
-    return None if value is None else _EPOCH + timedelta(microseconds=value)
 
 
 @dataclass(frozen=True)
@@ -95,14 +89,14 @@ async def due_for_chasing(
                 role=AssignmentRole(r[3]),
                 round=r[4],
                 state=AssignmentState(r[5]),
-                assigned_at=_moment(r[6]),  # type: ignore[arg-type]
-                sign_due=_moment(r[7]),
-                reply_due=_moment(r[8]),  # type: ignore[arg-type]
-                resolve_due=_moment(r[9]),
-                signed_at=_moment(r[10]),
-                replied_at=_moment(r[11]),
-                resolved_at=_moment(r[12]),
-                paused_at=_moment(r[13]),
+                assigned_at=from_db(r[6]),  # type: ignore[arg-type]
+                sign_due=from_db(r[7]),
+                reply_due=from_db(r[8]),  # type: ignore[arg-type]
+                resolve_due=from_db(r[9]),
+                signed_at=from_db(r[10]),
+                replied_at=from_db(r[11]),
+                resolved_at=from_db(r[12]),
+                paused_at=from_db(r[13]),
                 chase_fired=json.loads(r[14]),
                 id=r[0],
             )
