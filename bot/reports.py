@@ -35,6 +35,7 @@ from bot.domain.notifications import OutboxMessage
 from bot.domain.permissions import Action
 from bot.domain.policy import Policy, Track
 from bot.i18n import N_, Translator
+from bot.xlsx import workbook_bytes
 from storage import reports as store
 from storage.db import Database, to_db
 from storage.outbox import claim_once, enqueue
@@ -232,50 +233,58 @@ async def build_report(
     unit: str | None = None,
     track: str | None = None,
     compare: bool = True,
+    figures_only: bool = False,
 ) -> Report:
-    """Build a report of `period` as of `now`, for one unit or track if given."""
+    """Build a report of `period` as of `now`, for one unit or track if given.
+
+    A weekly report carries the week before as `previous`, for the week-on-week line;
+    that one is built `figures_only`: the headline figures, without the units' figures,
+    the backlog or the rows behind them.
+    """
     facts = await store.period_facts(db, period.start, period.end)
-    numbers = list(
-        dict.fromkeys(
-            [f.number for _, f in facts.cases]
-            + [s.number for s in facts.stages]
-            + [r.number for _, r in facts.ratings]
-        )
-    )
-    details = await store.case_details(db, numbers)
+    details = facts.details
 
     def keep(number: str, unit_code: str) -> bool:
         if unit is not None and unit_code != unit:
             return False
         return track is None or (number in details and details[number].track == track)
 
-    cases = [(u, f) for u, f in facts.cases if keep(f.number, u)]
-    stages = [s for s in facts.stages if keep(s.number, s.unit_code)]
-    ratings = [(u, r) for u, r in facts.ratings if keep(r.number, u)]
+    everything = unit is None and track is None
+    cases, stages, ratings = facts.cases, facts.stages, facts.ratings
+    if not everything:
+        cases = [(u, f) for u, f in cases if keep(f.number, u)]
+        stages = [s for s in stages if keep(s.number, s.unit_code)]
+        ratings = [(u, r) for u, r in ratings if keep(r.number, u)]
     accepted, rejected = received(f for _, f in cases)
     filed_accepted = [details[f.number] for _, f in cases if not f.rejected]
     by_track = Counter(d.track or "" for d in filed_accepted)
     by_category = Counter(d.category for d in filed_accepted)
     by_unit = Counter(d.lead_unit or "" for d in filed_accepted)
+    by_stage: dict[str, list[StageFact]] = {stage: [] for stage in STAGES}
+    for fact in stages:
+        by_stage[fact.stage].append(fact)
+    sign, reply_stage, resolve = (on_time_rate(by_stage[stage], now) for stage in STAGES)
 
-    # Per-unit figures: the SQL aggregates (held equal to the §6 functions by a test).
-    counts = await store.unit_counts(db, period.start, period.end, now)
     units: list[UnitFigures] = []
-    codes = list(counts) if unit is None else [unit]
-    if unit is None and track is None:
-        codes = sorted(set(codes) | set(policy.units))
-    for code in codes:
-        c = counts.get(code)
-        empty = Rate(0, 0)
-        units.append(
-            UnitFigures(code, c.cases, c.reply, c.on_time, c.satisfaction)
-            if c is not None
-            else UnitFigures(code, 0, empty, empty, empty)
-        )
-    weights = policy.reports.weights
-    ranking = rank_units(units, weights, policy.reports.min_cases_for_ranking)
-
-    overdue = await _overdue(db, now, unit, track)
+    ranking: list[Ranked] = []
+    overdue: list[Overdue] = []
+    if not figures_only:
+        # Per-unit figures: the SQL aggregates (held equal to the §6 functions by a test).
+        counts = await store.unit_counts(db, period.start, period.end, now)
+        codes = list(counts) if unit is None else [unit]
+        if everything:
+            codes = sorted(set(codes) | set(policy.units))
+        for code in codes:
+            c = counts.get(code)
+            empty = Rate(0, 0)
+            units.append(
+                UnitFigures(code, c.cases, c.reply, c.on_time, c.satisfaction)
+                if c is not None
+                else UnitFigures(code, 0, empty, empty, empty)
+            )
+        weights = policy.reports.weights
+        ranking = rank_units(units, weights, policy.reports.min_cases_for_ranking)
+        overdue = await _overdue(db, now, unit, track)
     backlog = Counter(o.unit_code for o in overdue)
     report = Report(
         period=period,
@@ -288,26 +297,37 @@ async def build_report(
         by_category=dict(by_category.most_common()),
         by_unit=dict(by_unit.most_common()),
         reply=reply_rate(f for _, f in cases),
-        sign=on_time_rate((s for s in stages if s.stage == "sign"), now),
-        reply_stage=on_time_rate((s for s in stages if s.stage == "reply"), now),
-        resolve=on_time_rate((s for s in stages if s.stage == "resolve"), now),
-        on_time=on_time_rate(stages, now),
+        sign=sign,
+        reply_stage=reply_stage,
+        resolve=resolve,
+        on_time=_all_stages(sign, reply_stage, resolve),
         satisfaction=satisfaction_rate(r for _, r in ratings),
         units=units,
         ranking=ranking,
         backlog=dict(backlog.most_common()),
         overdue=sorted(overdue, key=lambda o: (-o.days, o.number))[:LONGEST_OVERDUE],
-        rows=_rows(cases, stages, ratings, details, now),
+        rows=[] if figures_only else _rows(cases, stages, ratings, details, now),
     )
     report.extra["overdue_total"] = len({o.number for o in overdue})
-    if track is not None:
+    if track is not None and not figures_only:
         report.open_cases = sum((await store.open_by_state(db, track)).values())
     if compare and period.kind == "weekly":
         before = week_period(_week_label((period.start - timedelta(days=1)).date()), policy)
         report.previous = await build_report(
-            db, policy, before, now, unit=unit, track=track, compare=False
+            db, policy, before, now, unit=unit, track=track, compare=False, figures_only=True
         )
     return report
+
+
+def _all_stages(*rates: Rate) -> Rate:
+    """The on-time rate over every stage: the stages' rates added up (each stage is
+    classified once, by `on_time_rate`)."""
+    return Rate(
+        sum(r.numerator for r in rates),
+        sum(r.denominator for r in rates),
+        tuple(n for r in rates for n in r.counted),
+        tuple(n for r in rates for n in r.behind),
+    )
 
 
 async def _overdue(
@@ -602,20 +622,15 @@ XLSX_COLUMNS = (
 
 def xlsx_bytes(report: Report, policy: Policy, names: dict[str, str] | None = None) -> bytes:
     """The cases behind the figures, one row each, and the units' figures."""
-    from openpyxl import Workbook
-
     tz = policy.calendar.tz
 
     def local(moment: datetime | None) -> datetime | None:
         return moment.astimezone(tz).replace(tzinfo=None) if moment else None
 
-    # Write-only mode streams rows out: several times faster for a busy week's cases.
-    book = Workbook(write_only=True)
-    sheet = book.create_sheet("cases")
-    sheet.append(list(XLSX_COLUMNS))
-    for row in report.rows:
-        sheet.append(
-            [
+    cases = [
+        XLSX_COLUMNS,
+        *(
+            (
                 row.number,
                 row.unit_code,
                 row.track,
@@ -625,11 +640,12 @@ def xlsx_bytes(report: Report, policy: Policy, names: dict[str, str] | None = No
                 *(local(row.due[s]) for s in STAGES),
                 *(row.outcome[s] for s in STAGES),
                 row.rating,
-            ]
-        )
-    units = book.create_sheet("units")
-    units.append(
-        [
+            )
+            for row in report.rows
+        ),
+    ]
+    units: list[tuple[Any, ...]] = [
+        (
             "place",
             "unit",
             "name",
@@ -641,12 +657,12 @@ def xlsx_bytes(report: Report, policy: Policy, names: dict[str, str] | None = No
             "satisfied",
             "rated",
             "score",
-        ]
-    )
+        )
+    ]
     for ranked in report.ranking:
         f = ranked.figures
         units.append(
-            [
+            (
                 ranked.place,
                 f.unit_code,
                 unit_label(f.unit_code, policy, "zh_Hans", names),
@@ -658,11 +674,9 @@ def xlsx_bytes(report: Report, policy: Policy, names: dict[str, str] | None = No
                 f.satisfaction.numerator,
                 f.satisfaction.denominator,
                 round(ranked.score, 4) if ranked.score is not None else None,
-            ]
+            )
         )
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
+    return workbook_bytes([("cases", cases), ("units", units)])
 
 
 def file_stem(report: Report) -> str:

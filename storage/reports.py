@@ -1,17 +1,18 @@
 """Report queries: the §6 figures as SQL aggregates, and the facts behind them.
 
 `unit_counts` is what reports print; `period_facts` loads the rows behind the figures
-(for the XLSX and for tracing a figure back to its cases). Both follow
+(for the XLSX and for tracing a figure back to its cases), with the details of their
+cases, in three queries that each walk the period's index. Both follow
 `bot.domain.metrics` exactly, and a test holds them to it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.domain.metrics import CaseFact, Rate, RatingFact, StageFact
-from storage.db import Database, from_db, to_db
+from storage.db import Database, Row, from_db, to_db
 
 # A stage counts when it was done, or when it was not done, its assignment was not
 # withdrawn and its deadline has passed (DESIGN §6: a unit that never signs must not
@@ -119,57 +120,6 @@ async def unit_counts(
 
 
 @dataclass(frozen=True)
-class PeriodFacts:
-    """The rows behind a period's figures."""
-
-    cases: list[tuple[str, CaseFact]]  # (lead unit or "", fact) for cases filed in the period
-    stages: list[StageFact]  # stages of assignments made in the period
-    ratings: list[tuple[str, RatingFact]]  # (unit, fact) for ratings given in the period
-
-
-async def period_facts(db: Database, start: datetime, end: datetime) -> PeriodFacts:
-    """Load the facts of a period, for the XLSX and for checking the aggregates."""
-    params = {"start": to_db(start), "end": to_db(end)}
-    cases = [
-        (
-            r[0] or "",
-            CaseFact(r[1], r[2] == "rejected", bool(r[3])),
-        )
-        for r in await db.fetch_all(
-            "SELECT c.lead_unit, c.number, c.state, EXISTS (SELECT 1 FROM answers a"
-            " WHERE a.case_id = c.id AND a.state = 'published')"
-            " FROM cases c WHERE c.filed_at >= :start AND c.filed_at < :end ORDER BY c.id",
-            params,
-        )
-    ]
-    stages: list[StageFact] = []
-    for r in await db.fetch_all(
-        "SELECT c.number, a.unit_code, a.state, a.sign_due, a.signed_at, a.reply_due,"
-        " a.replied_at, a.resolve_due, a.resolved_at FROM assignments a"
-        " JOIN cases c ON c.id = a.case_id"
-        " WHERE a.assigned_at >= :start AND a.assigned_at < :end ORDER BY a.id",
-        params,
-    ):
-        withdrawn = r[2] == "withdrawn"
-        for stage, due, done in (
-            ("sign", r[3], r[4]),
-            ("reply", r[5], r[6]),
-            ("resolve", r[7], r[8]),
-        ):
-            stages.append(StageFact(r[0], r[1], stage, from_db(due), from_db(done), withdrawn))
-    ratings = [
-        (r[0] or "", RatingFact(r[1], r[2], r[3] == "approved"))
-        for r in await db.fetch_all(
-            "SELECT r.unit_code, c.number, r.rating, r.appeal FROM ratings r"
-            " JOIN cases c ON c.id = r.case_id WHERE r.at >= :start AND r.at < :end"
-            " ORDER BY r.id",
-            params,
-        )
-    ]
-    return PeriodFacts(cases, stages, ratings)
-
-
-@dataclass(frozen=True)
 class CaseDetail:
     """What a report lists of a case besides the figures: its track, category and state."""
 
@@ -181,21 +131,83 @@ class CaseDetail:
     filed_at: datetime
 
 
-async def case_details(db: Database, numbers: list[str]) -> dict[str, CaseDetail]:
-    """Track, category, state and filing time of the given cases, by number."""
-    result: dict[str, CaseDetail] = {}
-    for index in range(0, len(numbers), 500):
-        chunk = numbers[index : index + 500]
-        marks = ", ".join("?" * len(chunk))
-        for r in await db.fetch_all(
-            "SELECT number, lead_unit, track, category, state, filed_at FROM cases"
-            f" WHERE number IN ({marks})",
-            chunk,
-        ):
-            filed = from_db(r[5])
-            assert filed is not None
-            result[r[0]] = CaseDetail(r[0], r[1] or "", r[2] or "", r[3], r[4], filed)
-    return result
+@dataclass(frozen=True)
+class PeriodFacts:
+    """The rows behind a period's figures, and the details of every case among them."""
+
+    cases: list[tuple[str, CaseFact]]  # (lead unit or "", fact) for cases filed in the period
+    stages: list[StageFact]  # stages of assignments made in the period
+    ratings: list[tuple[str, RatingFact]]  # (unit, fact) for ratings given in the period
+    details: dict[str, CaseDetail] = field(default_factory=dict)  # by case number
+
+
+# Each query walks its period's index (filed_at, assigned_at, at): a week of a million
+# cases is a few thousand neighbouring rows, never a scan.
+PERIOD_CASES_SQL = """
+SELECT c.lead_unit, c.number, c.state, c.track, c.category, c.filed_at,
+       EXISTS (SELECT 1 FROM answers a
+               WHERE a.case_id = c.id AND a.state = 'published')
+FROM cases c
+WHERE c.filed_at >= :start AND c.filed_at < :end
+ORDER BY c.id
+"""
+
+PERIOD_STAGES_SQL = """
+SELECT c.number, a.unit_code, a.state, a.sign_due, a.signed_at, a.reply_due,
+       a.replied_at, a.resolve_due, a.resolved_at,
+       c.lead_unit, c.track, c.category, c.state, c.filed_at
+FROM assignments a
+JOIN cases c ON c.id = a.case_id
+WHERE a.assigned_at >= :start AND a.assigned_at < :end
+ORDER BY a.id
+"""
+
+PERIOD_RATINGS_SQL = """
+SELECT r.unit_code, c.number, r.rating, r.appeal,
+       c.lead_unit, c.track, c.category, c.state, c.filed_at
+FROM ratings r
+JOIN cases c ON c.id = r.case_id
+WHERE r.at >= :start AND r.at < :end
+ORDER BY r.id
+"""
+
+
+def _detail(number: str, r: Row, at: int) -> CaseDetail:
+    """A case's details from the columns r[at:at + 5]: lead unit, track, category, state,
+    filing time."""
+    filed = from_db(r[at + 4])
+    assert filed is not None
+    return CaseDetail(number, r[at] or "", r[at + 1] or "", r[at + 2], r[at + 3], filed)
+
+
+async def period_facts(db: Database, start: datetime, end: datetime) -> PeriodFacts:
+    """Load the facts of a period, for the figures and the XLSX."""
+    params = {"start": to_db(start), "end": to_db(end)}
+    cases: list[tuple[str, CaseFact]] = []
+    details: dict[str, CaseDetail] = {}
+    for r in await db.fetch_all(PERIOD_CASES_SQL, params):
+        lead = r[0] or ""
+        cases.append((lead, CaseFact(r[1], r[2] == "rejected", bool(r[6]))))
+        filed = from_db(r[5])
+        assert filed is not None
+        details[r[1]] = CaseDetail(r[1], lead, r[3] or "", r[4], r[2], filed)
+    stages: list[StageFact] = []
+    for r in await db.fetch_all(PERIOD_STAGES_SQL, params):
+        number, unit, withdrawn = r[0], r[1], r[2] == "withdrawn"
+        for stage, due, done in (("sign", r[3], r[4]), ("reply", r[5], r[6])):
+            stages.append(StageFact(number, unit, stage, from_db(due), from_db(done), withdrawn))
+        if r[7] is not None:  # a co-unit has no resolve stage
+            stages.append(
+                StageFact(number, unit, "resolve", from_db(r[7]), from_db(r[8]), withdrawn)
+            )
+        if number not in details:  # a case filed earlier, assigned again in the period
+            details[number] = _detail(number, r, 9)
+    ratings: list[tuple[str, RatingFact]] = []
+    for r in await db.fetch_all(PERIOD_RATINGS_SQL, params):
+        ratings.append((r[0] or "", RatingFact(r[1], r[2], r[3] == "approved")))
+        if r[1] not in details:  # rated in the period, filed earlier
+            details[r[1]] = _detail(r[1], r, 4)
+    return PeriodFacts(cases, stages, ratings, details)
 
 
 @dataclass(frozen=True)

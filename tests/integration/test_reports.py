@@ -175,6 +175,22 @@ async def test_the_xlsx_lists_exactly_the_cases_behind_the_figures(svc, known):
     assert {u[1] for u in units[1:]} >= {"ZJJ", "CGJ", "LYQ"}
 
 
+async def test_the_week_before_is_built_for_its_figures_alone_and_they_agree(svc, known):
+    following = await reports.build_report(
+        svc.db, svc.policy, reports.week_period("2026-W49", svc.policy), AS_OF
+    )
+    before, full = following.previous, await weekly(svc)
+    assert before is not None and before.period == full.period
+    for figure in ("accepted", "rejected", "reply", "sign", "reply_stage", "resolve",
+                   "on_time", "satisfaction"):
+        assert getattr(before, figure) == getattr(full, figure), figure
+    assert pair(before.on_time) == (8, 11)  # as the W48 report itself says
+    assert sorted(before.on_time.behind) == sorted(full.on_time.behind)
+    # What only the report itself shows is not built for the comparison.
+    assert (before.rows, before.units, before.overdue) == ([], [], [])
+    assert len(full.rows) == 6 and full.units
+
+
 async def test_the_chart_is_a_png_and_its_font_has_every_chinese_glyph(svc, known):
     report = await weekly(svc)
     t = translator("zh_Hans")
