@@ -238,9 +238,11 @@ async def build_report(
     """Build a report of `period` as of `now`, for one unit or track if given.
 
     A weekly report carries the week before as `previous`, for the week-on-week line;
-    that one is built `figures_only`: the headline figures, without the units' figures,
-    the backlog or the rows behind them.
+    that one is built `figures_only`: the headline counts from SQL aggregates, without
+    the case numbers behind them, the units' figures, the backlog or the rows.
     """
+    if figures_only:
+        return await _figures_only(db, period, now, unit, track)
     facts = await store.period_facts(db, period.start, period.end)
     details = facts.details
 
@@ -265,26 +267,23 @@ async def build_report(
         by_stage[fact.stage].append(fact)
     sign, reply_stage, resolve = (on_time_rate(by_stage[stage], now) for stage in STAGES)
 
+    # Per-unit figures: the SQL aggregates (held equal to the §6 functions by a test).
+    counts = await store.unit_counts(db, period.start, period.end, now)
     units: list[UnitFigures] = []
-    ranking: list[Ranked] = []
-    overdue: list[Overdue] = []
-    if not figures_only:
-        # Per-unit figures: the SQL aggregates (held equal to the §6 functions by a test).
-        counts = await store.unit_counts(db, period.start, period.end, now)
-        codes = list(counts) if unit is None else [unit]
-        if everything:
-            codes = sorted(set(codes) | set(policy.units))
-        for code in codes:
-            c = counts.get(code)
-            empty = Rate(0, 0)
-            units.append(
-                UnitFigures(code, c.cases, c.reply, c.on_time, c.satisfaction)
-                if c is not None
-                else UnitFigures(code, 0, empty, empty, empty)
-            )
-        weights = policy.reports.weights
-        ranking = rank_units(units, weights, policy.reports.min_cases_for_ranking)
-        overdue = await _overdue(db, now, unit, track)
+    codes = list(counts) if unit is None else [unit]
+    if everything:
+        codes = sorted(set(codes) | set(policy.units))
+    for code in codes:
+        c = counts.get(code)
+        empty = Rate(0, 0)
+        units.append(
+            UnitFigures(code, c.cases, c.reply, c.on_time, c.satisfaction)
+            if c is not None
+            else UnitFigures(code, 0, empty, empty, empty)
+        )
+    weights = policy.reports.weights
+    ranking = rank_units(units, weights, policy.reports.min_cases_for_ranking)
+    overdue = await _overdue(db, now, unit, track)
     backlog = Counter(o.unit_code for o in overdue)
     report = Report(
         period=period,
@@ -306,10 +305,10 @@ async def build_report(
         ranking=ranking,
         backlog=dict(backlog.most_common()),
         overdue=sorted(overdue, key=lambda o: (-o.days, o.number))[:LONGEST_OVERDUE],
-        rows=[] if figures_only else _rows(cases, stages, ratings, details, now),
+        rows=_rows(cases, stages, ratings, details, now),
     )
     report.extra["overdue_total"] = len({o.number for o in overdue})
-    if track is not None and not figures_only:
+    if track is not None:
         report.open_cases = sum((await store.open_by_state(db, track)).values())
     if compare and period.kind == "weekly":
         before = week_period(_week_label((period.start - timedelta(days=1)).date()), policy)
@@ -317,6 +316,35 @@ async def build_report(
             db, policy, before, now, unit=unit, track=track, compare=False, figures_only=True
         )
     return report
+
+
+async def _figures_only(
+    db: Database, period: Period, now: datetime, unit: str | None, track: str | None
+) -> Report:
+    """A report with the headline counts only (a test holds them to the full report's)."""
+    totals = await store.period_totals(db, period.start, period.end, now, unit=unit, track=track)
+    return Report(
+        period=period,
+        now=now,
+        unit=unit,
+        track=track,
+        accepted=totals.accepted,
+        rejected=totals.rejected,
+        by_track={},
+        by_category={},
+        by_unit={},
+        reply=totals.reply,
+        sign=totals.sign,
+        reply_stage=totals.reply_stage,
+        resolve=totals.resolve,
+        on_time=_all_stages(totals.sign, totals.reply_stage, totals.resolve),
+        satisfaction=totals.satisfaction,
+        units=[],
+        ranking=[],
+        backlog={},
+        overdue=[],
+        rows=[],
+    )
 
 
 def _all_stages(*rates: Rate) -> Rate:

@@ -21,15 +21,15 @@ _STAGE_SQL = """
     sum(CASE WHEN {done} IS NOT NULL AND {done} <= {due} THEN 1 ELSE 0 END),
     sum(CASE WHEN {due} IS NULL THEN 0
              WHEN {done} IS NOT NULL THEN 1
-             WHEN state != 'withdrawn' AND {due} <= :now THEN 1 ELSE 0 END)
+             WHEN {state} != 'withdrawn' AND {due} <= :now THEN 1 ELSE 0 END)
 """
 
 UNIT_STAGES_SQL = f"""
 SELECT unit_code,
        count(DISTINCT CASE WHEN role = 'lead' THEN case_id END),
-       {_STAGE_SQL.format(done="signed_at", due="sign_due")},
-       {_STAGE_SQL.format(done="replied_at", due="reply_due")},
-       {_STAGE_SQL.format(done="resolved_at", due="resolve_due")}
+       {_STAGE_SQL.format(done="signed_at", due="sign_due", state="state")},
+       {_STAGE_SQL.format(done="replied_at", due="reply_due", state="state")},
+       {_STAGE_SQL.format(done="resolved_at", due="resolve_due", state="state")}
 FROM assignments
 WHERE assigned_at >= :start AND assigned_at < :end
 GROUP BY unit_code
@@ -56,6 +56,78 @@ WHERE at >= :start AND at < :end AND rating != 'not_rated'
   AND (appeal IS NULL OR appeal != 'approved') AND unit_code IS NOT NULL
 GROUP BY unit_code
 """
+
+
+# The period's headline counts with the §6 definitions of `bot.domain.metrics` (and the
+# report's unit and track filters), for the week a weekly report compares with.
+TOTAL_CASES_SQL = """
+SELECT sum(c.state != 'rejected'), sum(c.state = 'rejected'),
+       sum(c.state != 'rejected' AND EXISTS (SELECT 1 FROM answers a
+                                             WHERE a.case_id = c.id AND a.state = 'published'))
+FROM cases c
+WHERE c.filed_at >= :start AND c.filed_at < :end
+  AND (:unit IS NULL OR coalesce(c.lead_unit, '') = :unit)
+  AND (:track IS NULL OR c.track = :track)
+"""
+
+TOTAL_STAGES_SQL = f"""
+SELECT {_STAGE_SQL.format(done="a.signed_at", due="a.sign_due", state="a.state")},
+       {_STAGE_SQL.format(done="a.replied_at", due="a.reply_due", state="a.state")},
+       {_STAGE_SQL.format(done="a.resolved_at", due="a.resolve_due", state="a.state")}
+FROM assignments a JOIN cases c ON c.id = a.case_id
+WHERE a.assigned_at >= :start AND a.assigned_at < :end
+  AND (:unit IS NULL OR a.unit_code = :unit)
+  AND (:track IS NULL OR c.track = :track)
+"""
+
+TOTAL_RATINGS_SQL = """
+SELECT sum(r.rating IN ('satisfied', 'basically_satisfied')), count(*)
+FROM ratings r JOIN cases c ON c.id = r.case_id
+WHERE r.at >= :start AND r.at < :end
+  AND r.rating != 'not_rated' AND coalesce(r.appeal, '') != 'approved'
+  AND (:unit IS NULL OR coalesce(r.unit_code, '') = :unit)
+  AND (:track IS NULL OR c.track = :track)
+"""
+
+
+@dataclass(frozen=True)
+class PeriodTotals:
+    """A period's headline counts (the rates without the case numbers behind them)."""
+
+    accepted: int
+    rejected: int
+    reply: Rate
+    sign: Rate
+    reply_stage: Rate
+    resolve: Rate
+    satisfaction: Rate
+
+
+async def period_totals(
+    db: Database,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    *,
+    unit: str | None = None,
+    track: str | None = None,
+) -> PeriodTotals:
+    """The headline counts of [start, end) as of `now`, in three aggregate queries."""
+    params = {**_window(start, end, now), "unit": unit, "track": track}
+    cases = await db.fetch_one(TOTAL_CASES_SQL, params)
+    stages = await db.fetch_one(TOTAL_STAGES_SQL, params)
+    ratings = await db.fetch_one(TOTAL_RATINGS_SQL, params)
+    assert cases is not None and stages is not None and ratings is not None
+    c, s, r = ([v or 0 for v in row] for row in (cases, stages, ratings))
+    return PeriodTotals(
+        c[0],
+        c[1],
+        Rate(c[2], c[0]),
+        Rate(s[0], s[1]),
+        Rate(s[2], s[3]),
+        Rate(s[4], s[5]),
+        Rate(r[0], r[1]),
+    )
 
 
 @dataclass(frozen=True)
