@@ -91,6 +91,8 @@ def normalise(row: dict[str, Any], module: str) -> dict[str, Any]:
                               "left_label": "", "right_label": "", "ratio": None,
                               "target": "", "ok": None, "digits": 1}
     merged.update({key: row[key] for key in ROW_FIELDS if key in row})
+    if merged["target"] in ("-", None):
+        merged["target"] = ""
     left, right = merged["left"], merged["right"]
     if merged["ratio"] is None and "ratio" not in row and _number(left) and _number(right):
         merged["ratio"] = right / left if left else None

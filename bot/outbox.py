@@ -186,6 +186,7 @@ class OutboxSender:
 
     async def _lane(self, recipient: tuple[str, str | None], stop: asyncio.Event) -> None:
         """Send one chat's due rows in order until none is left or one must wait."""
+        failed = False
         try:
             while not stop.is_set():
                 now_db = to_db(self.clock.now()) or 0
@@ -193,10 +194,12 @@ class OutboxSender:
                 if not rows or not await self._send_in_order(rows, stop):
                     return
         except Exception:
+            failed = True  # the next look (a commit, or the idle interval) tries again
             logger.exception("outbox lane %s:%s failed; trying again shortly", *recipient)
         finally:
             del self._lanes[recipient]
-            self.wake()  # rows committed while this lane was finishing get a new lane
+            if not failed:
+                self.wake()  # rows committed while this lane was finishing get a new lane
 
     async def _send_in_order(self, rows: list[PendingMessage], stop: asyncio.Event) -> bool:
         """Send `rows` (one chat's, oldest first); False when the chat must wait."""

@@ -15,7 +15,8 @@ def test_rows_of_every_module_are_merged_in_order_with_their_ratio():
         "delivery": {"figures": [row("delivery", "drain (s)", 90.0, 99.0, target="<= 1.15x",
                                      ok=True, ratio=1.1)], "data": {"runs": 2}},
         "core": {"figures": [row("growth: core", "due query (ms)", 2.0, 3.0, digits=2),
-                             {"name": "file size (MB)", "left": 4.0, "right": None}]},
+                             {"name": "file size (MB)", "left": 4.0, "right": None,
+                              "target": "-"}]},
     }
     rows = merge(outputs)
     assert [(r["section"], r["name"]) for r in rows] == [
