@@ -11,7 +11,8 @@ import asyncio
 import logging
 import random
 from collections import Counter
-from contextlib import AbstractAsyncContextManager, nullcontext
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -54,6 +55,7 @@ GROUP_PER_MINUTE = 20.0
 GROUP_BURST = 19
 PRIVATE_PER_SECOND = 1.0
 PRIVATE_BURST = 2
+PRIVATE_IN_FLIGHT = 8  # private sends queued for the overall budget at once (see _pace)
 
 
 def telegram_length(text: str) -> int:
@@ -135,6 +137,7 @@ class OutboxSender:
         self._lanes: dict[tuple[str, str | None], asyncio.Task[None]] = {}
         self._idle_interval = idle_interval
         self._private_pace: dict[int, AsyncLimiter] = {}
+        self._private_in_flight = asyncio.Semaphore(PRIVATE_IN_FLIGHT)
         self.sent = 0
         self.failed = 0
         self.retried = 0
@@ -235,11 +238,18 @@ class OutboxSender:
         await delivery.mark_superseded(self.db, superseded, to_db(self.clock.now()) or 0)
         return kept
 
-    def _pace(self, recipient: Recipient) -> AbstractAsyncContextManager[Any]:
-        """A private chat's own bucket (PTB's limiter keeps the overall and group ones):
-        a citizen with five notices waiting gets them about a second apart."""
+    @asynccontextmanager
+    async def _pace(self, recipient: Recipient) -> AsyncIterator[None]:
+        """Private chats wait for their own bucket (PTB's limiter keeps the overall and the
+        group ones): a citizen with five notices waiting gets them about a second apart.
+
+        And only a few private sends at a time queue for the overall budget. A group may
+        send 20 a minute and its next message is requested only once the last one is
+        answered (order per chat), so a group stuck behind hundreds of citizens' messages
+        loses budget it never regains; a citizen loses nothing by waiting a moment."""
         if recipient.is_group:
-            return nullcontext()
+            yield
+            return
         if len(self._private_pace) > 1024:
             # Forget chats whose bucket has refilled: a new one starts just as full.
             for chat_id, bucket in list(self._private_pace.items()):
@@ -249,7 +259,8 @@ class OutboxSender:
         if bucket is None:
             bucket = AsyncLimiter(PRIVATE_BURST, PRIVATE_BURST / PRIVATE_PER_SECOND)
             self._private_pace[recipient.chat_id] = bucket
-        return bucket
+        async with bucket, self._private_in_flight:
+            yield
 
     async def _context(self, recipient: Recipient) -> RenderContext:
         return RenderContext(
