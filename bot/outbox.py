@@ -84,12 +84,12 @@ def retry_after_seconds(error: RetryAfter) -> float:
 
 
 def flood_limiter() -> AIORateLimiter:
-    """PTB's AIORateLimiter at Telegram's rates, each bucket smaller than Telegram's.
+    """PTB's AIORateLimiter at about Telegram's rates, each bucket smaller than Telegram's.
 
-    This costs no throughput (a smaller burst, the same rate) and keeps requests that
-    arrive out of step with our clock from meeting a 429. Private chats are paced by the
-    outbox sender, which is what sends them bursts; replies to a citizen's own messages
-    come one at a time.
+    Smaller bursts cost little (a group's backlog drains one message, 3 s, later; the
+    overall one a third of a second) and keep requests that arrive out of step with our
+    clock from meeting a 429. Private chats are paced by the outbox sender, which is what
+    sends them bursts; replies to a citizen's own messages come one at a time.
     """
     return AIORateLimiter(
         overall_max_rate=OVERALL_BURST,
