@@ -28,6 +28,7 @@ from bot.outbox import OutboxSender, flood_limiter
 from bot.persistence import SqlitePersistence
 from bot.services import Services
 from bot.telemetry import Telemetry, install_telemetry
+from bot.throttle import Throttle
 from bot.updates import PerChatUpdateProcessor
 from scheduler.calendar_watch import schedule as watch_calendar
 from scheduler.jobs import schedule
@@ -52,6 +53,7 @@ class BotData:
         self.services: Services | None = None
         self.sender: OutboxSender | None = None
         self.known_users: set[int] = set()
+        self.throttle = Throttle()
         self.tasks: list[asyncio.Task[Any]] = []
         self.stop_event = asyncio.Event()
         self.telemetry: Telemetry | None = None

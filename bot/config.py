@@ -421,6 +421,9 @@ def parse_policy(data: dict[str, Any]) -> Policy:
         "note_max",
         "attachments_max",
         "filings_per_hour",
+        "repeat_window_hours",
+        "updates_burst",
+        "updates_per_minute",
     ):
         value = _expect(
             limits_data.get(name, getattr(defaults, name)), int, f"limits.{name}", "a whole number"

@@ -168,8 +168,12 @@ async def file_case(
             "attachments", field="attachments", limit=policy.limits.attachments_max
         )
 
-    async def transaction(uow: UnitOfWork) -> Case:
+    async def transaction(uow: UnitOfWork) -> tuple[Case, bool]:
         await mark_update_processed(uow, update_id, now_db)
+        # The same text again is one matter, not a new case (nor a filing the limit counts).
+        repeated = await _repeat_of(uow, policy, citizen.user_id, text, now_db)
+        if repeated is not None:
+            return await _link_repeat(uow, repeated, attachments, now), True
         since = now_db - 3_600_000_000
         recent = await uow.fetch_one(
             "SELECT count(*) FROM cases WHERE citizen_id = ? AND filed_at > ?",
@@ -194,31 +198,60 @@ async def file_case(
             contact_shared=contact_shared,
         )
         await _persist(uow, case, now)
-        if attachments:
-            await uow.execute_many(
-                "INSERT INTO attachments(case_id, kind, file_id, file_unique_id, file_name,"
-                " mime_type, size, added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        case.id,
-                        a.kind,
-                        a.file_id,
-                        a.file_unique_id,
-                        a.file_name,
-                        a.mime_type,
-                        a.size,
-                        now_db,
-                    )
-                    for a in attachments
-                ],
-            )
+        await _insert_attachments(uow, case.id, attachments, now_db)
         await uow.commit()
-        return case
+        return case, False
 
     # One hop to the writer thread for the whole filing; returns after the commit.
-    case = await svc.db.run(transaction)
-    logger.info("case %s: filed (update %s)", case.number, update_id)
+    case, is_repeat = await svc.db.run(transaction)
+    if is_repeat:
+        logger.info("case %s: repeat filing linked (update %s)", case.number, update_id)
+    else:
+        logger.info("case %s: filed (update %s)", case.number, update_id)
     return case
+
+
+async def _repeat_of(
+    uow: UnitOfWork, policy: Policy, citizen_id: int, text: str, now_db: int
+) -> int | None:
+    """The id of this citizen's case with the very same text within the repeat window."""
+    window = policy.limits.repeat_window_hours
+    if not window:
+        return None
+    row = await uow.fetch_one(
+        "SELECT id FROM cases WHERE citizen_id = ? AND text = ? AND filed_at > ?"
+        " ORDER BY id LIMIT 1",
+        (citizen_id, text.strip(), now_db - window * 3_600_000_000),
+    )
+    return int(row[0]) if row is not None else None
+
+
+async def _link_repeat(
+    uow: UnitOfWork, case_id: int, attachments: tuple[Attachment, ...], now: datetime
+) -> Case:
+    """Note the repeat on the first case (and keep any new files there); file nothing."""
+    original = await load_case(uow, case_id=case_id)
+    original.record_repeat(now, attachments=len(attachments))
+    await _persist(uow, original, now)
+    await _insert_attachments(uow, original.id, attachments, to_db(now) or 0)
+    await uow.commit()
+    return original
+
+
+async def _insert_attachments(
+    uow: UnitOfWork, case_id: int | None, attachments: tuple[Attachment, ...], now_db: int
+) -> None:
+    if not attachments:
+        return
+    await uow.execute_many(
+        "INSERT INTO attachments(case_id, kind, file_id, file_unique_id, file_name,"
+        " mime_type, size, added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (case_id, a.kind, a.file_id, a.file_unique_id, a.file_name, a.mime_type, a.size,
+             now_db)
+            for a in attachments
+        ],
+    )
 
 
 async def rate_case(

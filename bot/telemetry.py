@@ -3,7 +3,8 @@
 Updates are counted and timed by two `TypeHandler`s that bracket every other handler group:
 one in the first group stamps the start, one in the last observes the end. An update that a
 handler stops with `ApplicationHandlerStop` is counted but not timed, and a handler that runs
-with `block=False` is timed only up to its start; neither is done in this bot today.
+with `block=False` is timed only up to its start; the throttle (handlers/common.py) stops
+a flooding person's updates that way, and no handler runs with `block=False`.
 
 Figures that live in the database (cases, the outbox) are read at scrape time, so a scrape
 always shows the truth rather than what a counter remembers.

@@ -12,7 +12,9 @@ def register(app: Any) -> None:
     """Add every handler, in the order they are tried."""
     from handlers import admin, citizen, common, desk, reports, staff, unit
 
-    # Group -1: the gatekeeper sees every update first and never stops it.
+    # Group -2: one person flooding the bot is throttled here, before anything is written.
+    app.add_handler(TypeHandler(Update, common.throttle), group=-2)
+    # Group -1: the gatekeeper sees every update that passed and never stops it.
     app.add_handler(TypeHandler(Update, common.remember_user), group=-1)
     # Group 0: the audiences' handlers; the first that matches handles the update.
     # Staff first: /case serves staff and citizens alike.

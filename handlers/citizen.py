@@ -858,6 +858,7 @@ async def my_cases(update: Update, context: Context) -> None:
 
 PUBLIC_EVENTS = {
     "CaseFiled": N_("Filed"),
+    "RepeatFiled": N_("You sent the same message again"),
     "CaseAssigned": N_("Passed to {unit}"),
     "AssignmentSigned": N_("Signed for by {unit}"),
     "InterimAnswerPosted": N_("Progress reply from {unit}"),

@@ -7,6 +7,7 @@ import logging
 from telegram import CallbackQuery, Update
 from telegram.constants import ChatType
 from telegram.error import BadRequest, TelegramError
+from telegram.ext import ApplicationHandlerStop
 
 from bot import services
 from bot.app import Context, update_label
@@ -24,6 +25,39 @@ def t_for(update: Update, context: Context) -> Translator:
     if language is None and update.effective_user is not None:
         language = language_for(update.effective_user.language_code)
     return translator(language)
+
+
+async def throttle(update: Update, context: Context) -> None:
+    """Gatekeeper (group -2): a person sending faster than the policy allows in a private
+    chat is ignored for a while, told so once; everyone else goes on as usual.
+
+    Groups are left alone: the bound ones are the city's own staff at work (a liaison may
+    sign a pile of cases in a minute), and privacy mode keeps other groups' chatter away.
+    """
+    user = update.effective_user
+    chat = update.effective_chat
+    if user is None or user.is_bot or chat is None or chat.type != ChatType.PRIVATE:
+        return
+    limits = context.services.policy.limits
+    gate = context.bot_data.throttle
+    if gate.admit(user.id, burst=limits.updates_burst, per_minute=limits.updates_per_minute):
+        return
+    if gate.first_refusal(user.id):
+        logger.info("update %s: user %s throttled", update.update_id, user.id)
+        t = t_for(update, context)
+        notice = t.gettext(
+            "You are sending messages faster than I can take them. I will ignore new ones "
+            "for a minute or two; what you sent before is safe."
+        )
+        try:
+            if update.callback_query is not None:
+                await answer_quietly(update.callback_query, notice, show_alert=True)
+            elif update.effective_message is not None:
+                await update.effective_message.reply_text(notice)
+        except TelegramError:
+            logger.info("update %s: could not tell user %s about the throttle",
+                        update.update_id, user.id)
+    raise ApplicationHandlerStop
 
 
 async def remember_user(update: Update, context: Context) -> None:

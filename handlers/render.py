@@ -215,6 +215,19 @@ async def citizen_case_filed(ctx: RenderContext, p: dict[str, Any]) -> Rendered:
     return Rendered(text)
 
 
+async def citizen_repeat_linked(ctx: RenderContext, p: dict[str, Any]) -> Rendered:
+    """The citizen sent the same message again: it joined the first case, nothing new filed."""
+    case = await _case(ctx, p)
+    _ = ctx._
+    return Rendered(
+        "🔁 "
+        + _(
+            "This is the same as <b>{number}</b>, which you filed on {date}; we added it there "
+            "instead of filing it again. Use /case {number} to follow it."
+        ).format(number=case.number, date=ctx.when(case.filed_at))
+    )
+
+
 async def citizen_case_assigned(ctx: RenderContext, p: dict[str, Any]) -> Rendered:
     case = await _case(ctx, p)
     _ = ctx._
@@ -786,6 +799,7 @@ async def desk_error(ctx: RenderContext, p: dict[str, Any]) -> Rendered:
 
 RENDERERS: dict[str, Callable[[RenderContext, dict[str, Any]], Awaitable[Rendered]]] = {
     "citizen.case_filed": citizen_case_filed,
+    "citizen.repeat_linked": citizen_repeat_linked,
     "citizen.case_assigned": citizen_case_assigned,
     "citizen.case_signed": citizen_case_signed,
     "citizen.case_rejected": citizen_case_rejected,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -44,6 +45,7 @@ class People:
 
 
 PEOPLE = People()
+_FILINGS = itertools.count(1)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -107,10 +109,16 @@ async def file_one(
     *,
     category: str = "housing",
     district: str = "langya",
-    text: str = "小区电梯坏了三天，老人上下楼很困难，请尽快维修。",
+    text: str | None = None,
     update_id: int | None = None,
 ) -> str:
-    """File a case as a citizen and return its number."""
+    """File a case as a citizen and return its number.
+
+    Without a text, each call writes a slightly different one: the same text twice from one
+    citizen would be linked to the first case as a repeat, not filed.
+    """
+    if text is None:
+        text = f"小区电梯坏了三天，老人上下楼很困难，请尽快维修。（{next(_FILINGS)}）"
     case = await services.file_case(
         svc,
         Profile(citizen, first_name="张", last_name="三", username="zhangsan", language="zh_Hans"),

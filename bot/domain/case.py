@@ -428,6 +428,12 @@ class Case:
         )
         return case
 
+    def record_repeat(self, now: datetime, attachments: int = 0) -> None:
+        """The citizen sent the same message again: noted here instead of a new case."""
+        self._record(
+            "RepeatFiled", now, Actor(self.citizen_id, Role.CITIZEN), attachments=attachments
+        )
+
     def set_track(self, track: Track | str, actor: Actor, now: datetime, policy: Policy) -> None:
         """The desk puts the case on a track; deadlines of active assignments follow it."""
         try:

@@ -140,6 +140,8 @@ def messages_for(case: Case, event: Event) -> list[OutboxMessage]:
     lead = case.lead
     if kind == "CaseFiled":
         return [to_citizen(case, "citizen.case_filed"), desk_card(case)]
+    if kind == "RepeatFiled":
+        return [to_citizen(case, "citizen.repeat_linked")]
     if kind == "TrackSet":
         messages = [desk_card(case), *_unit_cards(case)]
         if d["track"] == "high_level":

@@ -134,6 +134,9 @@ class Limits:
     attachments_max: int = 9
     attachment_max_bytes: int = 20 * 1024 * 1024
     filings_per_hour: int = 5
+    repeat_window_hours: int = 24  # the same text again within this is linked, not filed
+    updates_burst: int = 60  # updates one person may send at once before being throttled
+    updates_per_minute: int = 60  # how fast a throttled person's allowance refills
 
 
 @dataclass(frozen=True)
