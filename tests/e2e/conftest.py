@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from bot.config import Settings
 from bot.domain.policy import Policy
 from sandbox import BotApiSimulator
 from storage.db import Database, to_db
+from tests.privacy import Citizen, Leak, Recorder, log_leaks, unit_group_leaks
 
 
 @dataclass
@@ -29,6 +31,8 @@ class Harness:
     path: Path
     settings: Settings
     policy: Policy
+    log: Recorder = field(default_factory=Recorder)
+    check_privacy: bool = True  # off only for a scenario that leaks on purpose
 
     @property
     def svc(self) -> services.Services:
@@ -68,6 +72,33 @@ class Harness:
                 raise AssertionError(f"{due} outbox rows still due after {within}s")
             await asyncio.sleep(0.02)
 
+    async def privacy_leaks(self) -> list[Leak]:
+        """What the unit groups saw and the logs said that they must not (tests/privacy.py)."""
+        consent: dict[int, set[str]] = {}
+        for citizen_id, number, shared in await self.db.fetch_all(
+            "SELECT citizen_id, number, contact_shared FROM cases", ()
+        ):
+            consent.setdefault(citizen_id, set()).update([number] if shared else [])
+        users = {row[0]: row for row in await self.db.fetch_all(
+            "SELECT id, first_name, last_name, username, phone FROM users", ())}
+        citizens = [
+            Citizen(uid, *(users.get(uid, (uid, None, None, None, None))[1:]),
+                    consented_cases=frozenset(numbers))
+            for uid, numbers in consent.items()
+        ]
+        unit_chats = {row[0] for row in await self.db.fetch_all(
+            "SELECT chat_id FROM chat_bindings WHERE purpose = 'unit'", ())}
+        messages = [(m.chat_id, m.text) for chat in self.sim.chats()
+                    for m in self.sim.sent(chat, include_deleted=True)]
+        messages += [(m.chat_id, e.text) for chat in self.sim.chats()
+                     for m in self.sim.sent(chat, include_deleted=True) for e in m.edits]
+        names = [n for u in self.sim.users() for n in (
+            u.full_name, f"{u.first_name}{u.last_name or ''}", u.username or "")]
+        names += [n for row in users.values() for n in row[1:4] if n]
+        phones = [row[4] for row in users.values() if row[4]]
+        return (unit_group_leaks(messages, unit_chats, citizens)
+                + log_leaks(self.log.records, names, phones))
+
     async def count(self, sql: str, *params: object) -> int:
         """A count from the bot's database."""
         row = await self.db.fetch_one(sql, params)
@@ -88,11 +119,22 @@ async def harness(tmp_path: Path, policy: Policy, clock: FrozenClock) -> AsyncIt
                                          persistence_interval=0.1)
         await bot_app.start(app, poll_timeout=1)
         h = Harness(sim, app, db, clock, settings.database, settings, policy)
+        root = logging.getLogger()
+        level = root.level
+        root.addHandler(h.log)
+        root.setLevel(min(level, logging.INFO))
+        leaks: list[Leak] = []
         try:
             yield h
         finally:
+            root.removeHandler(h.log)
+            root.setLevel(level)
             await bot_app.stop(h.app)
+            if h.check_privacy:
+                leaks = await h.privacy_leaks()
             await h.db.close()
+        # Every scenario is also a privacy check (DESIGN §7): see tests/privacy.py.
+        assert not leaks, "privacy leaks:\n" + "\n".join(map(str, leaks))
 
 
 def label(language: str, text: str) -> str:
