@@ -55,6 +55,7 @@ UNSUPPORTED = (
     | filters.GAME
     | filters.VENUE
     | filters.STORY
+    | filters.CONTACT  # outside the contact step (which takes it first)
 )
 NUMBER = re.compile(r"^[A-Z]{1,6}\d{4}-\d{6}$")
 
@@ -798,6 +799,16 @@ async def use_buttons(update: Update, context: Context) -> int | None:
     return None
 
 
+async def media_while_choosing(update: Update, context: Context) -> int | None:
+    """A file or location while a button choice is expected: keep it, ask for the choice."""
+    t = _(update, context)
+    if await keep_media(update, context) is None:
+        return None  # add_attachment has said why it was not kept
+    await say(update, context, t.gettext(
+        "I kept this with your message. Please choose with the buttons above."))
+    return None
+
+
 async def unsupported_media(update: Update, context: Context) -> int | None:
     """Stickers, videos and the like: not accepted as part of a message."""
     await say(
@@ -1099,10 +1110,12 @@ def filing_conversation() -> ConversationHandler[Context]:
                 Filing.CATEGORY: [
                     CallbackQueryHandler(choose_category, pattern=r"^f:c:"),
                     MessageHandler(text, use_buttons),
+                    MessageHandler(media, media_while_choosing),
                 ],
                 Filing.DISTRICT: [
                     CallbackQueryHandler(choose_district, pattern=r"^f:d:"),
                     MessageHandler(text, use_buttons),
+                    MessageHandler(media, media_while_choosing),
                 ],
                 Filing.DESCRIPTION: [
                     MessageHandler(text, take_description),
@@ -1118,12 +1131,14 @@ def filing_conversation() -> ConversationHandler[Context]:
                     MessageHandler(PRIVATE & filters.CONTACT, take_contact),
                     CommandHandler("skip", skip_contact),
                     MessageHandler(text, use_buttons),
+                    MessageHandler(media, media_while_choosing),
                 ],
                 Filing.CONFIRM: [
                     CallbackQueryHandler(submit, pattern=r"^f:ok$"),
                     CallbackQueryHandler(edit_menu, pattern=r"^f:e$"),
                     CallbackQueryHandler(edit_part, pattern=r"^f:e:[cdtap]$"),
                     MessageHandler(text, use_buttons),
+                    MessageHandler(media, media_while_choosing),
                 ],
             },
             fallbacks=[
