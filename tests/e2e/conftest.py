@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -109,6 +110,17 @@ class Harness:
 @pytest.fixture
 async def harness(tmp_path: Path, policy: Policy, clock: FrozenClock) -> AsyncIterator[Harness]:
     """A running bot against a fresh simulator and database."""
+    async with running_harness(tmp_path, policy, clock) as h:
+        yield h
+
+
+@asynccontextmanager
+async def running_harness(tmp_path: Path, policy: Policy,
+                          clock: FrozenClock) -> AsyncIterator[Harness]:
+    """The `harness` fixture's bot, for tests that keep one bot across many examples.
+
+    On leaving, the scenario's privacy check runs (tests/privacy.py) and fails it on a leak.
+    """
     async with BotApiSimulator(seed=11) as sim:
         settings = Settings(token=sim.token, api_base_url=sim.base_url,
                             file_base_url=sim.file_base_url, admins=(1000,),

@@ -49,8 +49,13 @@ class City:
         }.get(role, self.people[role].private)
 
 
-async def build_city(h: Harness, citizens: int = 2) -> City:
-    """Staff, liaisons, groups and bindings through the services (as an admin would)."""
+async def build_city(h: Harness, citizens: int = 2, *, bind_groups: bool = True) -> City:
+    """Staff, liaisons, groups and bindings through the services (as an admin would).
+
+    Without `bind_groups` the groups exist but play no part, so nothing is sent to them:
+    for suites that look only at private chats and must not wait on Telegram's limit of
+    20 messages a minute per group.
+    """
     sim, svc = h.sim, h.svc
     people = {
         "dispatcher": sim.user("分办员", user_id=PEOPLE.dispatcher, started=True,
@@ -77,13 +82,16 @@ async def build_city(h: Harness, citizens: int = 2) -> City:
     leaders = sim.group("领导群", members=[people["leader"]])
     for chat, purpose in [(desk, "dispatch"), (supervision, "supervision"),
                           (leaders, "leaders")]:
-        await services.bind_chat(svc, None, chat.id, purpose, system=True)
+        if bind_groups:
+            await services.bind_chat(svc, None, chat.id, purpose, system=True)
     units = {}
     for unit, uid in [("ZJJ", PEOPLE.housing), ("CGJ", PEOPLE.city)]:
         person = people["liaison"] if unit == "ZJJ" else sim.user(
             "城管联络员", user_id=uid, started=True, language_code="zh-hans")
         units[unit] = sim.group(f"{unit}办件群", members=[person, people["outsider"]])
-        await services.bind_chat(svc, None, units[unit].id, "unit", unit_code=unit, system=True)
+        if bind_groups:
+            await services.bind_chat(svc, None, units[unit].id, "unit", unit_code=unit,
+                                     system=True)
         await services.add_liaison(svc, None, unit, person.id, system=True)
     return City(h, people, residents, desk, supervision, leaders, units)
 
@@ -129,3 +137,49 @@ def unhandled_errors(h: Harness) -> list[str]:
 async def errors_reported(h: Harness) -> int:
     """Failed updates the error handler reported to the desk (outbox rows)."""
     return await h.count("SELECT count(*) FROM outbox WHERE message_key = 'desk.error'")
+
+
+# Tables that hang off a case, and the column naming the case.
+CASE_TABLES = {"cases": "id", "events": "case_id", "assignments": "case_id",
+               "answers": "case_id", "questions": "case_id", "extensions": "case_id",
+               "ratings": "case_id", "attachments": "case_id"}
+CONFIG_TABLES = ("staff_roles", "units", "liaisons", "chat_bindings", "join_codes")
+
+
+async def case_rows(h: Harness) -> set[tuple[str, tuple[object, ...]]]:
+    """Every row of the case tables, tagged with its table; the case id comes first."""
+    rows: set[tuple[str, tuple[object, ...]]] = set()
+    for table, column in CASE_TABLES.items():
+        for row in await h.db.fetch_all(f"SELECT {column}, * FROM {table}", ()):
+            rows.add((table, tuple(row)))
+    return rows
+
+
+async def config_rows(h: Harness) -> dict[str, list[tuple[object, ...]]]:
+    """The rows that say who may do what and where."""
+    return {table: sorted((tuple(r) for r in await h.db.fetch_all(
+        f"SELECT * FROM {table}", ())), key=repr) for table in CONFIG_TABLES}
+
+
+async def arrange_cases(city: City) -> dict[str, str]:
+    """Cases in the states people act on: new, assigned, signed with a question, answered,
+    and one at another unit. Returns {label: number}."""
+    svc, desk, liaison = city.svc, PEOPLE.dispatcher, city.people["liaison"].id
+    other = city.citizens[1] if len(city.citizens) > 1 else city.people["citizen"]
+    cases = {
+        "new": await file_case(city, text="新的留言：路灯坏了一周了，请修理。"),
+        "assigned": await file_case(city, text="已分派：小区电梯坏了三天，请维修。"),
+        "asking": await file_case(city, other, text="办理中：楼道漏水严重，请处理。"),
+        "answered": await file_case(city, text="已答复：垃圾一周没人清运了。"),
+        "elsewhere": await file_case(city, other, text="别的单位：占道经营，噪音很大。",
+                                     category="city_management"),
+    }
+    for label in ("assigned", "asking", "answered"):
+        await services.assign_case(svc, desk, cases[label], "ZJJ", track="routine")
+    await services.assign_case(svc, desk, cases["elsewhere"], "CGJ", track="routine")
+    for label in ("asking", "answered"):
+        await services.sign_assignment(svc, liaison, cases[label])
+    await services.ask_citizen(svc, liaison, cases["asking"], "请问具体是哪一栋楼？")
+    await services.post_answer(svc, liaison, cases["answered"], "final", "已安排清运，谢谢反映。")
+    await city.h.drained()
+    return cases
