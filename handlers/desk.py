@@ -284,6 +284,11 @@ async def staff_button(update: Update, context: Context) -> None:
     query = update.callback_query
     assert query is not None
     t = t_for(update, context)
+    user = update.effective_user
+    if not await services.staff_roles(context.services, user.id if user else None):
+        # Refused before the case is looked up: no hint whether it exists.
+        await answer_quietly(query, t.gettext("You are not allowed to do this."), True)
+        return
     match = PATTERN.match(query.data or "")
     action = ACTIONS.get(match["verb"]) if match else None
     if match is None or action is None:

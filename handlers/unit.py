@@ -45,6 +45,14 @@ async def unit_button(update: Update, context: Context) -> None:
     assert query is not None and update.effective_user is not None
     t = t_for(update, context)
     g = t.gettext
+    user_id = update.effective_user.id
+    unit = await _unit_of_chat(context, query.message.chat.id) if query.message else None
+    # Only liaisons of a unit holding the case get prompts; anyone else is told at once,
+    # before the case is looked up, so the answer says nothing about whether it exists.
+    mine = await services.liaison_units(context.services, user_id)
+    if not mine or (unit is not None and unit not in mine):
+        await answer_quietly(query, g("You are not allowed to do this."), show_alert=True)
+        return
     match = PATTERN.match(query.data or "")
     row = None
     if match:
@@ -55,13 +63,6 @@ async def unit_button(update: Update, context: Context) -> None:
         await answer_quietly(query, g("This button is no longer valid."))
         return
     number, verb = str(row[0]), match["verb"]
-    user_id = update.effective_user.id
-    unit = await _unit_of_chat(context, query.message.chat.id) if query.message else None
-    # Only liaisons of a unit holding the case get prompts; anyone else is told at once.
-    mine = await services.liaison_units(context.services, user_id)
-    if not mine or (unit is not None and unit not in mine):
-        await answer_quietly(query, g("You are not allowed to do this."), show_alert=True)
-        return
     try:
         if verb == "s":
             await services.sign_assignment(
