@@ -1050,7 +1050,10 @@ class Case:
             None,
         )
         if record is None:
-            raise errors.NotAllowed("appeal", case=self.number)
+            # Nothing to appeal: a matter of the case's state, not of who asks.
+            raise errors.IllegalTransition(
+                "appeal", case=self.number, state=self.state.value, action="appeal"
+            )
         if record.appeal is not None:
             raise errors.IllegalTransition(
                 "appeal", case=self.number, state=record.appeal.value, action="appeal"
