@@ -169,7 +169,7 @@ async def arrange_cases(city: City) -> dict[str, str]:
     cases = {
         "new": await file_case(city, text="新的留言：路灯坏了一周了，请修理。"),
         "assigned": await file_case(city, text="已分派：小区电梯坏了三天，请维修。"),
-        "asking": await file_case(city, other, text="办理中：楼道漏水严重，请处理。"),
+        "asking": await file_case(city, text="办理中：楼道漏水严重，请处理。"),
         "answered": await file_case(city, text="已答复：垃圾一周没人清运了。"),
         "elsewhere": await file_case(city, other, text="别的单位：占道经营，噪音很大。",
                                      category="city_management"),
