@@ -57,7 +57,8 @@ def shows(message: SentMessage, text: str) -> bool:
 
 
 async def citizen_sees(h: Harness, person: SimUser, text: str) -> SentMessage:
-    return await h.sim.wait_for(person, lambda m: shows(m, text), since=0)
+    # Private chats are paced at about one message a second: a few may be queued ahead.
+    return await h.sim.wait_for(person, lambda m: shows(m, text), since=0, timeout=20)
 
 
 async def staff_view(city: City, number: str) -> SentMessage:
@@ -84,7 +85,7 @@ async def test_a_description_filed_through_telegram_is_kept_and_shown_verbatim(
     city: City, full_run: bool
 ):
     h = city.h
-    for i, text in enumerate(INJECTIONS if full_run else INJECTIONS[::2]):
+    for i, text in enumerate(INJECTIONS if full_run else INJECTIONS[::4]):
         person = h.sim.user(f"注入{i}", language_code="en", started=True)
         number = await file_guided(h, person, text=text)
         row = await h.db.fetch_one("SELECT text FROM cases WHERE number = ?", (number,))
@@ -95,11 +96,13 @@ async def test_a_description_filed_through_telegram_is_kept_and_shown_verbatim(
     assert unhandled_errors(h) == []
 
 
-async def test_every_free_text_field_is_stored_verbatim_and_shown_escaped(city: City):
+async def test_every_free_text_field_is_stored_verbatim_and_shown_escaped(
+    city: City, full_run: bool
+):
     h, svc = city.h, city.svc
     liaison, desk = city.people["liaison"].id, PEOPLE.dispatcher
     tried = 0
-    for i, text in enumerate(INJECTIONS):
+    for i, text in enumerate(INJECTIONS if full_run else INJECTIONS[::3]):
         person = h.sim.user(f"市民{i}", language_code="en", started=True)
         number = (await services.file_case(
             svc, services.Profile(person.id, person.first_name, None, None, "en"),
@@ -139,10 +142,10 @@ async def test_every_free_text_field_is_stored_verbatim_and_shown_escaped(city: 
         == 0, "a message the simulator refused (bad HTML?)"
 
 
-async def test_reasons_and_ratings_comments_are_shown_verbatim(city: City):
+async def test_reasons_and_ratings_comments_are_shown_verbatim(city: City, full_run: bool):
     h, svc = city.h, city.svc
     liaison, desk = city.people["liaison"].id, PEOPLE.dispatcher
-    for i, text in enumerate(INJECTIONS):
+    for i, text in enumerate(INJECTIONS if full_run else INJECTIONS[1::3]):
         person = h.sim.user(f"理由{i}", language_code="en", started=True)
 
         async def filed(label: str, who: SimUser = person, n: int = i) -> str:
@@ -196,12 +199,14 @@ FORGED_COMMANDS = [
 ]
 
 
-async def test_forged_callback_data_and_commands_change_nothing(harness: Harness):
+async def test_forged_callback_data_and_commands_change_nothing(harness: Harness,
+                                                                full_run: bool):
     h = harness
     city = await build_city(h)
     await arrange_cases(city)
     before = await snapshot(h)
-    people = [city.people[r] for r in ("citizen", "outsider", "liaison")]
+    roles = ("citizen", "outsider", "liaison") if full_run else ("outsider",)
+    people = [city.people[r] for r in roles]
     for person in people:
         await person.send("/language")
         menu = await h.sim.wait_for(person, lambda m: bool(m.buttons))
@@ -220,9 +225,9 @@ async def test_forged_callback_data_and_commands_change_nothing(harness: Harness
     # Staff commands with SQL in their arguments are parsed, not executed.
     dispatcher = city.people["dispatcher"]
     for command in FORGED_COMMANDS:
-        await dispatcher.send(command, city.desk)
-        await h.sim.wait_for(city.desk)
-    results = [m.text for m in h.sim.sent(city.desk)[-len(FORGED_COMMANDS):]]
+        await dispatcher.send(command)
+        await h.sim.wait_for(dispatcher)
+    results = [m.text for m in h.sim.sent(dispatcher)[-len(FORGED_COMMANDS):]]
     assert not any("CZ2026-00000" in r and "·" in r for r in results[:8]), results
     assert await h.count("SELECT count(*) FROM cases") == 5
     assert unhandled_errors(h) == []

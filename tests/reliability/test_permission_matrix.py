@@ -132,7 +132,11 @@ async def act(city: City, person: SimUser, form: Form, numbers: dict[str, str]) 
 
 
 @pytest.mark.parametrize("role", ROLES)
-async def test_every_cell_of_the_permission_table_through_telegram(harness: Harness, role: str):
+async def test_every_cell_of_the_permission_table_through_telegram(
+    harness: Harness, role: str, full_run: bool
+):
+    if not full_run and role in ("supervisor", "leader", "admin"):
+        pytest.skip("CI acts out four roles; `--full` all seven")
     city = await build_city(harness, bind_groups=False)
     numbers = await arrange_cases(city)
     person = city.people[role]
@@ -168,6 +172,7 @@ async def test_outsiders_get_the_same_answer_whether_a_case_exists_or_not(harnes
             mark = harness.sim.mark()
             if form.command:
                 await outsider.send(form.command.format(number=number, id=case_id))
+                await harness.sim.wait_for(outsider, timeout=30)
             else:
                 assert form.button is not None
                 answer = await outsider.press_data(harness.sim.sent(outsider)[-1],
