@@ -35,7 +35,7 @@ from bot.domain import errors
 from bot.domain.case import Case
 from bot.domain.policy import Named
 from bot.i18n import LANGUAGE_NAMES, LANGUAGES, N_, Translator, translator
-from handlers.common import error_text, t_for
+from handlers.common import answer_quietly, error_text, t_for
 from handlers.render import STAGE_NAMES, STATE_NAMES, RenderContext, escape, next_deadline
 from storage.db import to_db
 
@@ -274,7 +274,7 @@ async def choose_language(update: Update, context: Context) -> None:
     assert query is not None and query.data is not None and update.effective_user is not None
     code = query.data.removeprefix("lang:")
     if code not in LANGUAGES:
-        await query.answer(_(update, context).gettext("This button is no longer valid."))
+        await answer_quietly(query, _(update, context).gettext("This button is no longer valid."))
         return
     assert context.user_data is not None
     context.user_data["lang"] = code
@@ -286,7 +286,7 @@ async def choose_language(update: Update, context: Context) -> None:
         )
         await uow.commit()
     t = translator(code)
-    await query.answer()
+    await answer_quietly(query)
     await query.edit_message_text(
         t.gettext("Language set to English.")
         if code == "en"
@@ -393,10 +393,10 @@ async def _take_choice(
     t = _(update, context)
     code = query.data.removeprefix(prefix)
     if code not in choices:
-        await query.answer(t.gettext("This button is no longer valid."))
+        await answer_quietly(query, t.gettext("This button is no longer valid."))
         return False
     draft_of(context)[field] = code
-    await query.answer()
+    await answer_quietly(query)
     if not edit:
         return True
     text = confirmation.format(name=html.escape(choices[code].name_in(t.language)))
@@ -531,7 +531,7 @@ async def attachments_done(update: Update, context: Context) -> int:
     """Attachments finished: ask about sharing contact details."""
     query = update.callback_query
     assert query is not None
-    await query.answer()
+    await answer_quietly(query)
     await query.edit_message_reply_markup(None)
     if draft_of(context).get("editing"):
         return await show_summary(update, context)
@@ -568,7 +568,7 @@ async def contact_choice(update: Update, context: Context) -> int:
     query = update.callback_query
     assert query is not None and query.data is not None
     t = _(update, context)
-    await query.answer()
+    await answer_quietly(query)
     draft = draft_of(context)
     if query.data == "f:p:yes":
         await query.edit_message_text(
@@ -669,7 +669,7 @@ async def edit_menu(update: Update, context: Context) -> int:
     query = update.callback_query
     assert query is not None
     g = _(update, context).gettext
-    await query.answer()
+    await answer_quietly(query)
     keyboard = InlineKeyboardMarkup(
         [
             [
@@ -692,7 +692,7 @@ async def edit_part(update: Update, context: Context) -> int:
     query = update.callback_query
     assert query is not None and query.data is not None
     t = _(update, context)
-    await query.answer()
+    await answer_quietly(query)
     await query.edit_message_reply_markup(None)
     part = query.data.removeprefix("f:e:")
     draft = draft_of(context)
@@ -731,7 +731,9 @@ async def submit(update: Update, context: Context) -> int:
     t = _(update, context)
     draft = draft_of(context)
     if not draft.get("category") or not draft.get("district") or not draft.get("text"):
-        await query.answer(t.gettext("Something is missing; please start again with /new."))
+        await answer_quietly(
+            query, t.gettext("Something is missing; please start again with /new.")
+        )
         return ConversationHandler.END
     location = tuple(draft["location"]) if draft.get("location") else None
     try:
@@ -750,14 +752,14 @@ async def submit(update: Update, context: Context) -> int:
     except errors.DuplicateUpdate:
         return ConversationHandler.END
     except errors.DomainError as error:
-        await query.answer()
+        await answer_quietly(query)
         await say(update, context, error_text(t, error))
         if isinstance(error, errors.RateLimited):
             context.user_data.pop("draft", None)
             return ConversationHandler.END
         return Filing.CONFIRM
     context.user_data.pop("draft", None)
-    await query.answer(t.gettext("Submitted."))
+    await answer_quietly(query, t.gettext("Submitted."))
     await query.edit_message_reply_markup(None)
     return ConversationHandler.END
 
@@ -768,7 +770,7 @@ async def cancel_filing(update: Update, context: Context) -> int:
     context.user_data.pop("draft", None)
     t = _(update, context)
     if update.callback_query is not None:
-        await update.callback_query.answer()
+        await answer_quietly(update.callback_query)
         await update.callback_query.edit_message_text(t.gettext("Cancelled. Nothing was filed."))
     else:
         await say(
@@ -826,7 +828,7 @@ async def stale_filing_button(update: Update, context: Context) -> int | None:
     """A filing button from an earlier step."""
     query = update.callback_query
     assert query is not None
-    await query.answer(_(update, context).gettext("This button is no longer valid."))
+    await answer_quietly(query, _(update, context).gettext("This button is no longer valid."))
     return None
 
 
@@ -950,10 +952,10 @@ async def reply_button(update: Update, context: Context) -> None:
     match = re.fullmatch(r"q:(\d+)", query.data)
     number = await _own_case_number(context, update, int(match.group(1))) if match else None
     if number is None:
-        await query.answer(t.gettext("This button is no longer valid."))
+        await answer_quietly(query, t.gettext("This button is no longer valid."))
         return
     context.user_data["answering"] = number
-    await query.answer()
+    await answer_quietly(query)
     await say(
         update,
         context,
@@ -1016,12 +1018,12 @@ async def rating_button(update: Update, context: Context) -> None:
     match = re.fullmatch(r"r:(\d+):([sbu])(:skip)?", query.data)
     number = await _own_case_number(context, update, int(match.group(1))) if match else None
     if match is None or number is None:
-        await query.answer(t.gettext("This button is no longer valid."))
+        await answer_quietly(query, t.gettext("This button is no longer valid."))
         return
     rating = RATING_CODES[match.group(2)]
     if rating == "unsatisfied" and not match.group(3):
         context.user_data["rating"] = {"number": number, "case_id": int(match.group(1))}
-        await query.answer()
+        await answer_quietly(query)
         keyboard = InlineKeyboardMarkup(
             [[InlineKeyboardButton(t.gettext("Skip"), callback_data=f"r:{match.group(1)}:u:skip")]]
         )
@@ -1065,12 +1067,12 @@ async def rate(
         return
     except errors.DomainError as error:
         if update.callback_query is not None:
-            await update.callback_query.answer(error_text(t, error), show_alert=True)
+            await answer_quietly(update.callback_query, error_text(t, error), True)
         else:
             await say(update, context, error_text(t, error))
         return
     if update.callback_query is not None:
-        await update.callback_query.answer(t.gettext("Thank you for your rating."))
+        await answer_quietly(update.callback_query, t.gettext("Thank you for your rating."))
         await update.callback_query.edit_message_reply_markup(None)
     else:
         await say(update, context, t.gettext("Thank you for your rating."))
