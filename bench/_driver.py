@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ class WatchedSimulator(BotApiSimulator):
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self._changes: dict[int, list[SentMessage]] = {}
+        self.last_change = time.monotonic()  # when the bot last sent or edited a message
         self._chat_events: dict[int, asyncio.Event] = {}
 
     def handler(self, method: str) -> Any:
@@ -60,6 +62,7 @@ class WatchedSimulator(BotApiSimulator):
         if message is None:
             return
         self._changes.setdefault(chat_id, []).append(message)
+        self.last_change = time.monotonic()
         event = self._chat_events.get(chat_id)
         if event is not None:
             event.set()
@@ -74,7 +77,7 @@ class WatchedSimulator(BotApiSimulator):
         predicate: Callable[[SentMessage], bool],
         *,
         after: int,
-        timeout: float = 300.0,  # noqa: ASYNC109 - a bound, not an API
+        timeout: float = 1800.0,  # noqa: ASYNC109 - a bound, not an API
     ) -> SentMessage:
         """The first message sent or edited in `chat` after the cursor that matches now."""
         chat_id = self.chat(chat).id

@@ -28,7 +28,8 @@ import re
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,7 @@ class City:
     dispatcher: SimUser
     units: list[tuple[str, SimChat, SimUser]]
     setup: dict[str, Any]
+    writing: dict[int, asyncio.Lock] = field(default_factory=lambda: defaultdict(asyncio.Lock))
 
 
 def build_city(sim: WatchedSimulator) -> City:
@@ -111,7 +113,8 @@ async def lifecycle(
     number = await file_quickly(sim, citizen, after, labels, number_pattern)
 
     def about(message: SentMessage) -> bool:
-        return number in message.text
+        # The first line names the case; later lines may name others (possible duplicates).
+        return number in message.text.split("\n", 1)[0]
 
     card = await sim.next_change(city.desk, about, after=desk_mark)
     await city.dispatcher.press(g("Routine"), city.desk, message=card.message_id, timeout=600)
@@ -128,12 +131,19 @@ async def lifecycle(
         group, lambda m: m.message_id == unit_card.message_id and has_button(final)(m),
         after=mark,
     )
-    mark = sim.cursor(group)
-    await liaison.press(final, group, message=unit_card.message_id, timeout=600)
-    prompt = await sim.next_change(group, lambda m: "✍️" in m.text and about(m), after=mark)
-    desk_mark = sim.cursor(city.desk)
     answer = f"经现场核查，问题已于今日处理完毕（{number}）。"
-    await liaison.reply(prompt, answer, group)
+    # A person has one prompt open at a time (handlers/prompts.py keeps one pending
+    # action per person), so a liaison writes one answer after another, as people do.
+    async with city.writing[liaison.id]:
+        mark = sim.cursor(group)
+        await liaison.press(final, group, message=unit_card.message_id, timeout=600)
+        prompt = await sim.next_change(
+            group, lambda m: "✍️" in m.text and about(m), after=mark
+        )
+        desk_mark, mark = sim.cursor(city.desk), sim.cursor(group)
+        await liaison.reply(prompt, answer, group)
+        # The group's one liaison: the next "✓" there is the bot taking this answer.
+        await sim.next_change(group, lambda m: m.text.startswith("✓"), after=mark)
     publish = "✅ " + g("Publish")
     review = await sim.next_change(
         city.desk, lambda m: answer in m.text and has_button(publish)(m), after=desk_mark

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import platform
 import re
 import sqlite3
@@ -50,7 +51,7 @@ from bench._driver import (
 )
 from bot.config import EXAMPLE_POLICY, load_policy
 from bot.i18n import translator
-from sandbox import SimUser
+from sandbox import NoCallbackAnswer, SimUser
 
 CITIZENS = 2_000
 QUICK_CITIZENS = 200
@@ -75,6 +76,8 @@ class Side:
     wall_s: float
     bot: BotFigures
     press_waits_s: list[float] = field(default_factory=list)
+    stalled: int = 0
+    driver_cpu_s: float = 0.0  # the simulator and the simulated people, for comparison
 
     @property
     def updates_per_s(self) -> float:
@@ -115,7 +118,7 @@ async def run_echo(sim: WatchedSimulator, people: int, backend: str, log: Path) 
         await bot.start()
         users = [sim.user(f"回声{k}", username=f"echo_{backend}_{k}") for k in range(people)]
         await bot.go()
-        started = time.perf_counter()
+        started, driver_cpu = time.perf_counter(), time.process_time()
         marks = []
         for k, user in enumerate(users):
             marks.append(sim.cursor(user))
@@ -126,8 +129,10 @@ async def run_echo(sim: WatchedSimulator, people: int, backend: str, log: Path) 
             await sim.next_change(user, lambda m: m.text.startswith(needle), after=marks[k])
 
         await asyncio.gather(*(answered(k, u) for k, u in enumerate(users)))
-        wall = time.perf_counter() - started
-        return Side("echo bot", backend, people, wall, await bot.stop())
+        wall, driver_cpu = time.perf_counter() - started, time.process_time() - driver_cpu
+        side = Side("echo bot", backend, people, wall, await bot.stop())
+        side.driver_cpu_s = driver_cpu
+        return side
     finally:
         await bot.kill()
 
@@ -139,19 +144,25 @@ async def file_quickly(
     labels: dict[str, str],
     number: re.Pattern[str],
     waits: list[float] | None = None,
+    patience: float = 600.0,
 ) -> str:
     """The rest of a quick filing after the first message: three buttons, then the number.
 
     `waits` gets how long each press waited for answerCallbackQuery (Telegram gives up on a
-    callback query after about 15 seconds)."""
+    callback query after about 15 seconds); a press not answered within `patience` counts
+    as that long, and the person goes on as on Telegram: the spinner stops, they wait for
+    the bot's next message."""
     for step in ("category", "district", "submit"):
-        card = await sim.next_change(user, has_button(labels[step]), after=mark)
+        card = await sim.next_change(user, has_button(labels[step]), after=mark, timeout=3600)
         mark = sim.cursor(user)
         pressed = time.perf_counter()
-        await user.press(labels[step], message=card.message_id, timeout=600)
+        with contextlib.suppress(NoCallbackAnswer):
+            await user.press(labels[step], message=card.message_id, timeout=patience)
         if waits is not None:
             waits.append(time.perf_counter() - pressed)
-    filed = await sim.next_change(user, lambda m: number.search(m.text) is not None, after=mark)
+    filed = await sim.next_change(
+        user, lambda m: number.search(m.text) is not None, after=mark, timeout=3600
+    )
     found = number.search(filed.text)
     assert found is not None
     return found.group(0)
@@ -184,14 +195,14 @@ async def run_wenzheng(
             sim.user(f"市民{k}", username=f"citizen_{backend}{tag}_{k}") for k in range(people)
         ]
         await bot.go()
-        started = time.perf_counter()
+        started, driver_cpu = time.perf_counter(), time.process_time()
         marks = []
         for k, user in enumerate(users):  # the burst: everyone writes before anyone is served
             marks.append(sim.cursor(user))
             await user.send(TEXTS[k % len(TEXTS)] + f"（{k}）")
         waits: list[float] = []
-        numbers = await asyncio.gather(
-            *(
+        filings = [
+            asyncio.ensure_future(
                 file_quickly(
                     sim,
                     user,
@@ -203,16 +214,42 @@ async def run_wenzheng(
                     },
                     number,
                     waits,
+                    patience=sim.callback_query_ttl + 5,
                 )
-                for k, user in enumerate(users)
             )
+            for k, user in enumerate(users)
+        ]
+        stalled = await finish_or_stall(sim, filings)
+        numbers = [f.result() for f in filings if not f.cancelled()]
+        # Stuck filings end the run when the bot last spoke, not when we gave up on them.
+        wall = time.perf_counter() - started - (
+            time.monotonic() - sim.last_change if stalled else 0.0
         )
-        wall = time.perf_counter() - started
+        driver_cpu = time.process_time() - driver_cpu
         figures = await bot.stop()
     finally:
         await bot.kill()
     check = check_database(db, [u.id for u in users], numbers)
-    return Side("Wenzheng", backend, people, wall, figures, waits), check, db
+    side = Side("Wenzheng", backend, people, wall, figures, waits, stalled, driver_cpu)
+    return side, check, db
+
+
+STALL_S = 30.0  # no message from the bot for this long: the unfinished filings are stuck
+
+
+async def finish_or_stall(sim: WatchedSimulator, filings: list[asyncio.Future[str]]) -> int:
+    """Wait for every filing; cancel those still open once the bot has gone quiet."""
+    while True:
+        done, pending = await asyncio.wait(filings, timeout=1.0)
+        if not pending:
+            for filing in done:
+                filing.result()  # a driver error surfaces here
+            return 0
+        if time.monotonic() - sim.last_change > STALL_S:
+            for filing in pending:
+                filing.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            return len(pending)
 
 
 def check_database(path: Path, citizens: list[int], told: list[str]) -> Check:
@@ -264,6 +301,8 @@ def rows_for(section: str, ours: Side, echo: Side, check: Check) -> list[Row]:
             digits=2),
         Row(section, "buttons answered after 15 s", float(late(ours.press_waits_s)), None,
             target="= 0", ok=late(ours.press_waits_s) == 0, digits=0),
+        Row(section, "filings stuck", float(ours.stalled), None, target="= 0",
+            ok=ours.stalled == 0, digits=0),
         Row(section, "cases filed exactly once", float(check.citizens_with_one_case), None,
             target=f"= {check.citizens}", ok=check.citizens_with_one_case == check.citizens,
             digits=0),
@@ -278,6 +317,7 @@ async def measure(
     workdir: Path,
     profile_dir: Path | None,
     before: Path | None = None,
+    callback_ttl: float = 600.0,
 ) -> tuple[list[Row], dict[str, Any]]:
     """Both bots with each backend, on one simulator (and the bot of `before`, a checkout
     from before a change, between them: on a shared machine only one run compares)."""
@@ -288,7 +328,8 @@ async def measure(
         "machine": {"python": platform.python_version(), "platform": platform.platform()},
         "runs": {},
     }
-    async with WatchedSimulator(seed=8, callback_query_ttl=600.0) as sim:
+    data["callback_query_ttl_s"] = callback_ttl
+    async with WatchedSimulator(seed=8, callback_query_ttl=callback_ttl) as sim:
         for backend in backends:
             echo = await run_echo(sim, people, backend, workdir / f"echo-{backend}.log")
             profile = profile_dir / f"intake-{backend}.prof" if profile_dir else None
@@ -299,6 +340,8 @@ async def measure(
                 rows += rows_for(f"intake before ({backend})", old, echo, old_check)
                 data["runs"][f"{backend} before"] = {
                     "wenzheng": {"updates_per_s": old.updates_per_s, "wall_s": old.wall_s,
+                                 "stalled": old.stalled, "driver_cpu_s": old.driver_cpu_s,
+                                 "presses_after_15_s": late(old.press_waits_s),
                                  **asdict(old.bot)},
                     "check": asdict(old_check),
                 }
@@ -332,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON)
     parser.add_argument("--profile", type=Path, help="write cProfile files of the bot here")
     parser.add_argument("--keep", type=Path, help="keep the databases and logs here")
+    parser.add_argument("--callback-ttl", type=float, default=600.0,
+                        help="seconds a button press can still be answered (Telegram: ~15)")
     parser.add_argument("--before", type=Path,
                         help="also run the bot of this checkout (before a change) in the run")
     args = parser.parse_args(argv)
@@ -343,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
         workdir = args.keep or Path(scratch)
         workdir.mkdir(parents=True, exist_ok=True)
         rows, data = asyncio.run(
-            measure(people, backends, workdir, args.profile, args.before)
+            measure(people, backends, workdir, args.profile, args.before, args.callback_ttl)
         )
     print(f"Intake: {people} first-time citizens at once, quick filing (4 updates each)")
     print(table(rows))
