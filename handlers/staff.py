@@ -176,8 +176,9 @@ async def _staff_command(
     if number is None or len(args) < minimum:
         await _reply(update, t.gettext("Usage: {usage}").format(usage=html.escape(usage)))
         return
+    text = update.effective_message.text if update.effective_message else None
     try:
-        await act(user.id, number, args[1:], update.update_id)
+        await act(user.id, number, Args(args[1:], _after_words(text or "", 2)), update.update_id)
     except errors.DuplicateUpdate:
         return
     except errors.DomainError as error:
@@ -186,8 +187,26 @@ async def _staff_command(
     await _reply(update, "✓ " + t.gettext(done).format(number=number))
 
 
-def _rest(args: list[str]) -> str:
-    return " ".join(args)
+class Args(list[str]):
+    """A command's arguments after the case number, and the text they came from.
+
+    PTB splits `context.args` on whitespace, so joining them again would fold a note's
+    line breaks and spacing; free text is cut from the message itself instead.
+    """
+
+    def __init__(self, words: list[str], raw: str) -> None:
+        super().__init__(words)
+        self.raw = raw
+
+    def tail(self, skip: int = 0) -> str:
+        """The free text after the first `skip` arguments, as typed."""
+        return _after_words(self.raw, skip)
+
+
+def _after_words(text: str, count: int) -> str:
+    for _ in range(count):
+        text = re.sub(r"^\s*\S+", "", text, count=1)
+    return text.strip()
 
 
 def staff_commands(app: Any) -> None:
@@ -195,7 +214,7 @@ def staff_commands(app: Any) -> None:
 
     def command(name: str, usage: str, minimum: int, done: str, act: Any) -> None:
         async def handler(update: Update, context: Context) -> None:
-            async def run(uid: int, number: str, rest: list[str], update_id: int) -> None:
+            async def run(uid: int, number: str, rest: Args, update_id: int) -> None:
                 await act(context, uid, number, rest, update_id)
 
             await _staff_command(update, context, usage, minimum, run, done)
@@ -205,7 +224,7 @@ def staff_commands(app: Any) -> None:
 
     svc = services
 
-    async def assign(c: Context, uid: int, n: str, rest: list[str], u: int) -> None:
+    async def assign(c: Context, uid: int, n: str, rest: Args, u: int) -> None:
         track = next((r.split("=", 1)[1] for r in rest if r.startswith("track=")), None)
         units = [r.upper() for r in rest if "=" not in r]
         if not units:
@@ -214,13 +233,13 @@ def staff_commands(app: Any) -> None:
             c.services, uid, n, units[0], tuple(units[1:]), track=track, update_id=u
         )
 
-    async def extend(c: Context, uid: int, n: str, rest: list[str], u: int) -> None:
+    async def extend(c: Context, uid: int, n: str, rest: Args, u: int) -> None:
         new_due = _date(rest[0], c)
         if new_due is None or len(rest) < 2:
             raise errors.InvalidInput("new_due", field="new_due")
-        await svc.extend_deadline(c.services, uid, n, new_due, _rest(rest[1:]), update_id=u)
+        await svc.extend_deadline(c.services, uid, n, new_due, rest.tail(1), update_id=u)
 
-    async def track(c: Context, uid: int, n: str, rest: list[str], u: int) -> None:
+    async def track(c: Context, uid: int, n: str, rest: Args, u: int) -> None:
         value = rest[0].lower().replace("-", "_")
         if value not in {t.value for t in Track}:
             raise errors.UnknownCode(value, kind="track", code=value)
@@ -266,21 +285,21 @@ def staff_commands(app: Any) -> None:
         "/close NUMBER REASON",
         2,
         N_("{number} closed."),
-        lambda c, uid, n, rest, u: svc.close_case(c.services, uid, n, _rest(rest), update_id=u),
+        lambda c, uid, n, rest, u: svc.close_case(c.services, uid, n, rest.tail(), update_id=u),
     )
     command(
         "reopen",
         "/reopen NUMBER REASON",
         2,
         N_("{number} reopened."),
-        lambda c, uid, n, rest, u: svc.reopen_case(c.services, uid, n, _rest(rest), update_id=u),
+        lambda c, uid, n, rest, u: svc.reopen_case(c.services, uid, n, rest.tail(), update_id=u),
     )
     command(
         "note",
         "/note NUMBER TEXT",
         2,
         N_("Note added to {number}."),
-        lambda c, uid, n, rest, u: svc.add_note(c.services, uid, n, _rest(rest), update_id=u),
+        lambda c, uid, n, rest, u: svc.add_note(c.services, uid, n, rest.tail(), update_id=u),
     )
     command(
         "contact",
@@ -288,7 +307,7 @@ def staff_commands(app: Any) -> None:
         2,
         N_("Message relayed to the citizen of {number}."),
         lambda c, uid, n, rest, u: svc.contact_citizen(
-            c.services, uid, n, _rest(rest), update_id=u
+            c.services, uid, n, rest.tail(), update_id=u
         ),
     )
     command(
@@ -296,7 +315,7 @@ def staff_commands(app: Any) -> None:
         "/instruct NUMBER TEXT",
         2,
         N_("Instruction on {number} sent to the units."),
-        lambda c, uid, n, rest, u: svc.instruct_case(c.services, uid, n, _rest(rest), update_id=u),
+        lambda c, uid, n, rest, u: svc.instruct_case(c.services, uid, n, rest.tail(), update_id=u),
     )
 
 

@@ -9,6 +9,7 @@ bold and lose the tags; an unescaped `<script>` would be refused and never arriv
 from __future__ import annotations
 
 import ast
+import json
 import re
 from pathlib import Path
 
@@ -31,8 +32,6 @@ from tests.reliability._support import (
 harness = e2e.harness
 
 ROOT = Path(__file__).resolve().parents[2]
-# One space between words: command arguments are split on whitespace by Telegram clients
-# and PTB alike, so a note typed after /note cannot keep runs of spaces or newlines.
 INJECTIONS = [
     "'; DROP TABLE cases; --",
     "Robert'); DROP TABLE users;--",
@@ -93,6 +92,28 @@ async def test_a_description_filed_through_telegram_is_kept_and_shown_verbatim(
         assert shows(await staff_view(city, number), text)
         await person.send(f"/case {number}")
         assert shows(await h.sim.wait_for(person), text)
+    assert unhandled_errors(h) == []
+
+
+async def test_a_note_and_a_close_reason_keep_their_lines_and_spacing(city: City):
+    h, svc = city.h, city.svc
+    person = h.sim.user("市民", language_code="en", started=True)
+    number = (await services.file_case(
+        svc, services.Profile(person.id, person.first_name, None, None, "en"),
+        category="housing", district="langya", text="The lift is broken again.")).number
+    desk = city.people["dispatcher"]
+    note = "第一行：已电话联系\n  第二行  缩进 <b>x</b>\n\n第三行"
+    await desk.send(f"/note {number}   {note}\n")
+    await h.sim.wait_for(desk, "✓")
+    await desk.send(f"/close {number} 重复留言\n见 CZ2026-000001")
+    await h.sim.wait_for(desk, "✓")
+    rows = await h.db.fetch_all(
+        "SELECT e.kind, e.details FROM events e JOIN cases c ON c.id = e.case_id"
+        " WHERE c.number = ? AND e.kind IN ('NoteAdded', 'CaseClosed') ORDER BY e.id",
+        (number,))
+    texts = {kind: json.loads(details) for kind, details in rows}
+    assert texts["NoteAdded"]["text"] == note
+    assert "重复留言\n见 CZ2026-000001" in texts["CaseClosed"].values()
     assert unhandled_errors(h) == []
 
 
