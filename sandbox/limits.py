@@ -104,6 +104,9 @@ class FaultConfig:
     delay_rate: float = 0.0
     delay_seconds: float = 0.0
     drop_rate: float = 0.0
+    reset_rate: float = 0.0
+    throttle_rate: float = 0.0
+    throttle_retry_after: int = 1
     methods: frozenset[str] | None = None
     forced_429: int = 0
     forced_retry_after: int = 1
@@ -117,7 +120,8 @@ class FaultConfig:
 
 @dataclass(frozen=True)
 class FaultDecision:
-    """The fault chosen for one call: kind is error, delay, drop or forced_429."""
+    """The fault chosen for one call: kind is error, delay, drop, reset, throttle or
+    forced_429."""
 
     kind: str
     status: int = 0
@@ -147,11 +151,15 @@ class FaultInjector:
             return FaultDecision("forced_429", status=429, retry_after=cfg.forced_retry_after)
         if not self._applies(name, cfg.methods):
             return None
+        if cfg.reset_rate and self.rng.random() < cfg.reset_rate:
+            return FaultDecision("reset")
         if cfg.drop_rate and self.rng.random() < cfg.drop_rate:
             return FaultDecision("drop")
         if cfg.error_rate and self.rng.random() < cfg.error_rate:
             status = cfg.error_status or self.rng.choice((500, 502))
             return FaultDecision("error", status=status)
+        if cfg.throttle_rate and self.rng.random() < cfg.throttle_rate:
+            return FaultDecision("throttle", status=429, retry_after=cfg.throttle_retry_after)
         if cfg.delay_rate and self.rng.random() < cfg.delay_rate:
             return FaultDecision("delay", seconds=cfg.delay_seconds)
         return None

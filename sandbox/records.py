@@ -195,10 +195,13 @@ class Stats:
     errors: Counter[int] = field(default_factory=Counter)
     too_many_requests: int = 0
     faults: Counter[str] = field(default_factory=Counter)
+    # (fault kind, method): e.g. how many sendMessage calls took effect unacknowledged.
+    fault_methods: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     def reset(self) -> None:
         """Zero every counter."""
         self.calls.clear()
         self.errors.clear()
         self.faults.clear()
+        self.fault_methods.clear()
         self.too_many_requests = 0

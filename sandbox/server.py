@@ -171,6 +171,9 @@ class BotApiSimulator(BotApiMethods):
         delay_rate: float = 0.0,
         delay_seconds: float = 0.0,
         drop_rate: float = 0.0,
+        reset_rate: float = 0.0,
+        throttle_rate: float = 0.0,
+        throttle_retry_after: int = 1,
         methods: Iterable[str] | None = None,
     ) -> None:
         """Inject faults from now on (replacing earlier settings, keeping forced 429s).
@@ -179,8 +182,12 @@ class BotApiSimulator(BotApiMethods):
         random). ``delay_rate``/``delay_seconds``: share of calls whose answer is held back
         after the call took effect, as when Telegram is slow and the client times out.
         ``drop_rate``: share of calls whose connection is closed without an answer, also
-        after the call took effect. ``methods``: restrict to these methods; by default every
-        method except getUpdates.
+        after the call took effect. ``reset_rate``: share of calls whose connection is
+        closed before the call takes effect (it never reached Telegram). ``throttle_rate``/
+        ``throttle_retry_after``: share of calls answered 429 with that retry_after.
+        ``methods``: restrict to these methods; by default every method except getUpdates.
+        Each injected fault is counted in ``stats.faults`` by kind and in
+        ``stats.fault_methods`` by (kind, method).
         """
         cfg = self.faults.config
         self.faults.config = FaultConfig(
@@ -189,6 +196,9 @@ class BotApiSimulator(BotApiMethods):
             delay_rate=delay_rate,
             delay_seconds=delay_seconds,
             drop_rate=drop_rate,
+            reset_rate=reset_rate,
+            throttle_rate=throttle_rate,
+            throttle_retry_after=throttle_retry_after,
             methods=FaultConfig.normalise(methods),
             forced_429=cfg.forced_429,
             forced_retry_after=cfg.forced_retry_after,
@@ -261,8 +271,16 @@ class BotApiSimulator(BotApiMethods):
             if handler is None:
                 raise ApiError(404, "Not Found")
             fault = self.faults.decide(canonical)
-            if fault is not None and fault.kind == "forced_429":
-                self.stats.faults["forced_429"] += 1
+            if fault is not None:
+                self.stats.fault_methods[(fault.kind, canonical)] += 1
+            if fault is not None and fault.kind == "reset":
+                self.stats.faults["reset"] += 1
+                self._record(canonical, params, 0, "connection reset")
+                if request.transport is not None:
+                    request.transport.abort()
+                return web.Response(status=500)  # never reaches the client
+            if fault is not None and fault.kind in ("forced_429", "throttle"):
+                self.stats.faults[fault.kind] += 1
                 raise ApiError(
                     429,
                     f"Too Many Requests: retry after {fault.retry_after}",

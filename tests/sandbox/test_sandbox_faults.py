@@ -111,6 +111,28 @@ async def test_delay_past_the_client_timeout(sim, bot):
     assert sim.stats.faults["delay"] == 1
 
 
+async def test_connection_reset_before_the_call_took_effect(sim, bot):
+    alice = sim.user("张三", started=True)
+    sim.set_faults(reset_rate=1.0, methods=["sendMessage"])
+    with pytest.raises(NetworkError):
+        await bot.send_message(alice.id, "没发出去")
+    # Unlike a drop, the call never reached Telegram: nothing was sent.
+    assert sim.sent(alice) == []
+    assert sim.stats.faults["reset"] == 1
+    assert sim.stats.fault_methods[("reset", "sendMessage")] == 1
+
+
+async def test_a_share_of_calls_answered_429_with_retry_after(sim, bot):
+    alice = sim.user("张三", started=True)
+    sim.set_faults(throttle_rate=1.0, throttle_retry_after=4, methods=["sendMessage"])
+    with pytest.raises(RetryAfter) as caught:
+        await bot.send_message(alice.id, "x")
+    assert caught.value.retry_after == dtm.timedelta(seconds=4)
+    assert sim.sent(alice) == []
+    assert sim.stats.faults["throttle"] == 1 and sim.stats.too_many_requests == 1
+    assert sim.stats.fault_methods[("throttle", "sendMessage")] == 1
+
+
 async def _failures(seed: int) -> list[bool]:
     async with BotApiSimulator(seed=seed) as sim:
         alice = sim.user("张三", started=True)
