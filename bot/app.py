@@ -101,7 +101,7 @@ def create_application(
         # Chats side by side, each chat's updates in order (bot/updates.py says why).
         .concurrent_updates(PerChatUpdateProcessor())
     )
-    if rate_limiter:
+    if rate_limiter and settings.rate_limit:
         builder = builder.rate_limiter(flood_limiter())
     builder = use_backend(builder, http_backend)
     app: WenzhengApp = builder.build()  # type: ignore[assignment]

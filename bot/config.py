@@ -58,6 +58,9 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "text"
     tz: str | None = None
+    # Telegram's flood limits kept on our side (PTB's AIORateLimiter); off only against a
+    # Bot API that has none, e.g. the local simulator under load tests.
+    rate_limit: bool = True
     extra: dict[str, str] = field(default_factory=dict, repr=False)
 
     def __repr__(self) -> str:
@@ -95,6 +98,9 @@ class Settings:
         log_format = (get("LOG_FORMAT") or "text").lower()
         if log_format not in ("text", "json"):
             raise SettingsError("WENZHENG_LOG_FORMAT: must be 'text' or 'json'")
+        rate_limit = (get("RATE_LIMIT") or "on").lower()
+        if rate_limit not in ("on", "off"):
+            raise SettingsError("WENZHENG_RATE_LIMIT: must be 'on' or 'off'")
         return cls(
             token=get("TOKEN"),
             api_base_url=get("API_BASE_URL") or cls.api_base_url,
@@ -109,6 +115,7 @@ class Settings:
             log_level=(get("LOG_LEVEL") or "INFO").upper(),
             log_format=log_format,
             tz=get("TZ"),
+            rate_limit=rate_limit == "on",
         )
 
 
