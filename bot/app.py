@@ -26,6 +26,7 @@ from bot.http import Backend, use_backend
 from bot.i18n import N_, translator
 from bot.outbox import OutboxSender, flood_limiter
 from bot.persistence import SqlitePersistence
+from bot.polling import poll
 from bot.services import Services
 from bot.telemetry import Telemetry, install_telemetry
 from bot.throttle import Throttle
@@ -56,6 +57,8 @@ class BotData:
         self.throttle = Throttle()
         self.tasks: list[asyncio.Task[Any]] = []
         self.stop_event = asyncio.Event()
+        self.polling_stop = asyncio.Event()
+        self.poller: asyncio.Task[None] | None = None
         self.telemetry: Telemetry | None = None
 
 
@@ -146,9 +149,14 @@ async def start(app: WenzhengApp, *, polling: bool = True, poll_timeout: int = 1
     await app.start()
     schedule(app)
     watch_calendar(app)
-    if polling and app.updater is not None:
-        await app.updater.start_polling(
-            poll_interval=0, timeout=poll_timeout, allowed_updates=ALLOWED_UPDATES
+    if polling:
+        # Not PTB's Updater: it confirms updates before they are handled (see bot.polling).
+        # As PTB's Updater does: a webhook left from webhook mode would refuse polling.
+        await app.bot.delete_webhook()
+        data.polling_stop.clear()
+        data.poller = asyncio.create_task(
+            poll(app, data.polling_stop, long_poll=poll_timeout, allowed_updates=ALLOWED_UPDATES),
+            name="polling",
         )
     logger.info("bot started as @%s", app.bot.username)
 
@@ -156,6 +164,10 @@ async def start(app: WenzhengApp, *, polling: bool = True, poll_timeout: int = 1
 async def stop(app: WenzhengApp) -> None:
     """Stop cleanly: no new updates, the update in flight finishes, state is flushed."""
     data = app.bot_data
+    if data.poller is not None:
+        data.polling_stop.set()
+        await data.poller  # the update being handled finishes; nothing new is fetched
+        data.poller = None
     if app.updater is not None and app.updater.running:
         await app.updater.stop()
     if app.running:
@@ -185,8 +197,14 @@ async def run_polling(settings: Settings, policy: Policy, clock: Clock) -> None:
 
             host, _ = listen_address(settings.listen)
             health = await serve_health(app, host, settings.metrics_port)
-        await stopping.wait()
-        logger.info("signal received, shutting down")
+        signalled = asyncio.ensure_future(stopping.wait())
+        poller = app.bot_data.poller
+        # Polling only ends by itself on a fatal error (a revoked token): exit with it.
+        await asyncio.wait({signalled, *([poller] if poller else [])},
+                           return_when=asyncio.FIRST_COMPLETED)
+        signalled.cancel()
+        if stopping.is_set():
+            logger.info("signal received, shutting down")
     finally:
         if health is not None:
             await health.cleanup()
