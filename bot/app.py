@@ -9,6 +9,7 @@ import signal
 from typing import Any
 
 from telegram import BotCommand, BotCommandScopeAllPrivateChats, Update
+from telegram.error import TelegramError
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -143,7 +144,11 @@ async def start(app: WenzhengApp, *, polling: bool = True, poll_timeout: int = 1
     await app.initialize()
     assert data.services is not None and data.sender is not None
     await use_cases.setup_policy_units(data.services)
-    await set_commands(app)
+    try:
+        await set_commands(app)
+    except TelegramError as error:
+        # The command menu is a convenience; a Bot API hiccup must not keep the bot down.
+        logger.warning("command menu not set (%s); commands still work", error)
     data.stop_event.clear()
     data.tasks.append(asyncio.create_task(data.sender.run(data.stop_event), name="outbox"))
     await app.start()
