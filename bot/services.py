@@ -1235,7 +1235,8 @@ async def warn_if_calendar_missing(svc: Services) -> bool:
     now_db = to_db(now) or 0
 
     async def transaction(uow: UnitOfWork) -> bool:
-        if not await claim_once(uow, f"calendar-warning:{today.isoformat()}", now_db):
+        key = f"calendar-warning:{today.isoformat()}"
+        if not await claim_once(uow, key, now_db, in_order=True):
             return False
         await enqueue(
             uow, [OutboxMessage("dispatch", None, "desk.calendar_missing", {"year": year})], now_db

@@ -51,9 +51,21 @@ async def enqueue_rows(
     )
 
 
-async def claim_once(uow: UnitOfWork, name: str, now_db: int) -> bool:
+async def claim_once(uow: UnitOfWork, name: str, now_db: int, *, in_order: bool = False) -> bool:
     """Record `name` (e.g. 'report:weekly:2026-W48') inside the caller's transaction;
-    False when it was recorded before — for messages that go out once per period."""
+    False when it was recorded before — for messages that go out once per period.
+
+    `in_order`: the name ends in a period that sorts in time (an ISO date), and a period
+    not after the latest one claimed under the same prefix is refused too, so a clock set
+    back (an NTP correction) never sends an earlier day's message after a later day's.
+    """
+    if in_order:
+        prefix = name.rsplit(":", 1)[0] + ":"
+        latest = await uow.fetch_one(
+            "SELECT max(name) FROM counters WHERE name > ? AND name < ?", (prefix, prefix + "~")
+        )
+        if latest is not None and latest[0] is not None and latest[0] >= name:
+            return False
     row = await uow.fetch_one(
         "INSERT INTO counters(name, value) VALUES (?, ?) ON CONFLICT(name) DO NOTHING"
         " RETURNING value",

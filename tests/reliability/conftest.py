@@ -14,19 +14,24 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import pytest
+
+from bot import app as bot_app
 from bot import services
-from bot.clock import Clock
-from bot.config import EXAMPLE_POLICY, load_policy
+from bot.clock import Clock, FrozenClock
+from bot.config import EXAMPLE_POLICY, Settings, load_policy
+from bot.domain.policy import Policy
 from bot.i18n import translator
 from sandbox import BotApiSimulator, NoCallbackAnswer, SentMessage, SimChat, SimUser
 from sandbox.errors import SimulatorError, WaitTimeout
 from storage.db import Database
 from tests.conftest import PEOPLE
+from tests.e2e.conftest import Harness
 
 ROOT = Path(__file__).resolve().parents[2]
 NUMBER = re.compile(r"[A-Z]{1,6}\d{4}-\d{6}")
@@ -176,8 +181,8 @@ class City:
         return [self.desk, self.supervision, self.leaders, *self.units.values()]
 
 
-async def build_city(sim: BotApiSimulator, database: Path) -> City:
-    """Create the groups and staff and bind them through the services (as /bind would)."""
+def make_city(sim: BotApiSimulator) -> City:
+    """The groups, staff and liaisons in the simulator (not yet known to the bot)."""
     dispatcher = sim.user("分办员", user_id=PEOPLE.dispatcher, started=True)
     supervisor = sim.user("督查员", user_id=PEOPLE.supervisor, started=True)
     leader = sim.user("领导", user_id=PEOPLE.leader, started=True)
@@ -188,25 +193,84 @@ async def build_city(sim: BotApiSimulator, database: Path) -> City:
     leaders = sim.group("领导群", members=[leader])
     units = {unit: sim.group(f"{unit}办件群", members=[person])
              for unit, person in liaisons.items()}
+    return City(sim, dispatcher, desk, supervision, leaders, liaisons, units)
+
+
+async def bind_city(city: City, svc: services.Services) -> None:
+    """Roles, liaisons and chat bindings in the database, as /bind and the admin would."""
+    await services.setup_policy_units(svc)
+    for user, role in [(PEOPLE.dispatcher, "dispatcher"), (PEOPLE.supervisor, "supervisor"),
+                       (PEOPLE.leader, "leader")]:
+        await services.grant_role(svc, None, user, role, system=True)
+    for chat, purpose in [(city.desk, "dispatch"), (city.supervision, "supervision"),
+                          (city.leaders, "leaders")]:
+        await services.bind_chat(svc, None, chat.id, purpose, system=True)
+    for unit, person in city.liaisons.items():
+        await services.add_liaison(svc, None, unit, person.id, system=True)
+        await services.bind_chat(svc, None, city.units[unit].id, "unit", unit_code=unit,
+                                 system=True)
+
+
+async def build_city(sim: BotApiSimulator, database: Path) -> City:
+    """A city in the simulator and in the database file a bot process will open."""
+    city = make_city(sim)
     db = Database(database)
     await db.connect()
     try:
-        svc = services.Services(db=db, policy=load_policy(EXAMPLE_POLICY), clock=Clock(),
-                                admins=(PEOPLE.admin,))
-        await services.setup_policy_units(svc)
-        for user, role in [(PEOPLE.dispatcher, "dispatcher"), (PEOPLE.supervisor, "supervisor"),
-                           (PEOPLE.leader, "leader")]:
-            await services.grant_role(svc, None, user, role, system=True)
-        for chat, purpose in [(desk, "dispatch"), (supervision, "supervision"),
-                              (leaders, "leaders")]:
-            await services.bind_chat(svc, None, chat.id, purpose, system=True)
-        for unit, person in liaisons.items():
-            await services.add_liaison(svc, None, unit, person.id, system=True)
-            await services.bind_chat(svc, None, units[unit].id, "unit", unit_code=unit,
-                                     system=True)
+        await bind_city(city, services.Services(db=db, policy=load_policy(EXAMPLE_POLICY),
+                                                clock=Clock(), admins=(PEOPLE.admin,)))
     finally:
         await db.close()
-    return City(sim, dispatcher, desk, supervision, leaders, liaisons, units)
+    return city
+
+
+@pytest.fixture
+async def harness(tmp_path: Path, policy: Policy, clock: FrozenClock) -> AsyncIterator[Harness]:
+    """The bot in this process (as in tests/e2e) on a frozen clock: for suites that move
+    time or stop and start the bot themselves."""
+    async with BotApiSimulator(seed=11) as sim:
+        settings = Settings(token=sim.token, api_base_url=sim.base_url,
+                            file_base_url=sim.file_base_url, admins=(PEOPLE.admin,),
+                            database=tmp_path / "bot.db")
+        db = Database(settings.database)
+        await db.connect()
+        app = bot_app.create_application(settings, policy=policy, clock=clock, db=db,
+                                         persistence_interval=0.1)
+        await bot_app.start(app, poll_timeout=1)
+        h = Harness(sim, app, db, clock, settings.database, settings, policy)
+        try:
+            yield h
+        finally:
+            if h.app.running:
+                await bot_app.stop(h.app)
+            await h.db.close()
+
+
+async def stop_bot(h: Harness) -> None:
+    """Stop the in-process bot cleanly and close its database."""
+    await bot_app.stop(h.app)
+    await h.db.close()
+
+
+async def start_bot(h: Harness) -> None:
+    """Start a new bot on the same database (and clock) and wait for its start-up sweeps."""
+    h.db = Database(h.path)
+    await h.db.connect()
+    h.app = bot_app.create_application(h.settings, policy=h.policy, clock=h.clock, db=h.db,
+                                       persistence_interval=0.1)
+    await bot_app.start(h.app, poll_timeout=1)
+    await wait_until(lambda: sweeps_done(h, "deadline") >= 1 and sweeps_done(h, "callback") >= 1,
+                     30, "the start-up sweeps ran", interval=0.02)
+    await h.drained()
+
+
+def sweeps_done(h: Harness, sweep: str) -> int:
+    """How many sweeps of a kind this bot finished (its /metrics histogram count)."""
+    telemetry = h.app.bot_data.telemetry
+    assert telemetry is not None
+    return int(sum(sample.value for metric in telemetry.sweep_seconds.collect()
+                   for sample in metric.samples
+                   if sample.name.endswith("_count") and sample.labels.get("sweep") == sweep))
 
 
 # -- people who try again ----------------------------------------------------------------------
