@@ -162,8 +162,17 @@ async def unknown_command(update: Update, context: Context) -> None:
     )
 
 
+# What Telegram answers when an update is handled a second time — delivered again after
+# a crash, or a double tap: the press was already answered, the message already edited.
+ALREADY_DONE = ("message is not modified", "query is too old")
+
+
 async def on_error(update: object, context: Context) -> None:
     """Anything the handlers did not expect: logged once with the update id, never swallowed."""
+    error = context.error
+    if isinstance(error, BadRequest) and any(s in error.message.lower() for s in ALREADY_DONE):
+        logger.info("update %s: already done (%s)", update_label(update), error.message)
+        return
     logger.error("update %s failed", update_label(update), exc_info=context.error)
     if context.error is not None and context.bot_data.services is not None:
         try:

@@ -450,6 +450,8 @@ class BotApiMethods(World):
                 break
             await self._wait_change(event, remaining)
         for entry in batch:
+            if entry.handed:
+                self.stats.handed_again += 1  # the bot did not confirm it last time
             entry.handed = True
         if batch:
             self._touch()

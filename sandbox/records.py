@@ -195,6 +195,7 @@ class Stats:
     errors: Counter[int] = field(default_factory=Counter)
     too_many_requests: int = 0
     faults: Counter[str] = field(default_factory=Counter)
+    handed_again: int = 0  # updates getUpdates returned again, not confirmed the first time
     # (fault kind, method): e.g. how many sendMessage calls took effect unacknowledged.
     fault_methods: Counter[tuple[str, str]] = field(default_factory=Counter)
 
@@ -204,4 +205,5 @@ class Stats:
         self.errors.clear()
         self.faults.clear()
         self.fault_methods.clear()
+        self.handed_again = 0
         self.too_many_requests = 0

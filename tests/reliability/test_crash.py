@@ -26,6 +26,7 @@ from tests.reliability.conftest import (
     cancel,
     cases_in,
     doctor,
+    has_data,
     outbox_pending,
     query,
     wait_until,
@@ -117,6 +118,7 @@ async def test_sigkill_at_random_moments_loses_nothing_and_files_nothing_twice(
         print(f"\ncrash suite: {bot.kills} SIGKILLs survived ({bot.starts} starts), "
               f"{len(citizens_told := {c for c, _ in told})} of {citizens} citizens told filed, "
               f"{len(cases)} cases, {cases_in(database, 'replied')} answered by units, "
+              f"{sim.stats.handed_again} updates delivered again after a kill, "
               f"{deliveries.rows} outbox rows, {duplicates} duplicate deliveries, "
               f"0 lost, {people.tally.unanswered} actions retried by people, "
               f"{elapsed:.0f}s")
@@ -158,3 +160,23 @@ async def test_updates_fetched_but_not_handled_before_a_kill_are_handled_after_r
         finally:
             await bot.stop()
         print(f"\nkilled after {before} of {len(crowd)} answers; all answered after restart")
+
+
+async def test_a_button_press_delivered_again_after_a_crash_is_not_an_error(harness, caplog):
+    """After a kill, Telegram delivers again what the bot handled but had not confirmed:
+    editing a message to what it already shows is then expected, not a failure."""
+    sim = harness.sim
+    person = sim.user("Lin", language_code="en", started=True)
+    await person.send("The street lamp at the north gate has been broken for a week.")
+    prompt = await sim.wait_for(person, has_data("f:c:city_management"))
+    answer = await person.press_data(prompt, "f:c:city_management")
+    await sim.wait_for(person, has_data("f:d:langya"))
+    await harness.drained()
+    await sim.redeliver(answer.update)  # same update id, as after a crash
+    await sim.idle()
+    await harness.drained()
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
+    errors_reported = await harness.count(
+        "SELECT count(*) FROM outbox WHERE message_key = 'desk.error'")
+    assert errors_reported == 0
+    assert not any("went wrong" in m.text for m in sim.sent(person))
