@@ -171,7 +171,7 @@ async def stop(app: WenzhengApp) -> None:
     data = app.bot_data
     if data.poller is not None:
         data.polling_stop.set()
-        await data.poller  # the update being handled finishes; nothing new is fetched
+        await data.poller  # the batch being handled finishes; nothing new is fetched
         data.poller = None
     if app.updater is not None and app.updater.running:
         await app.updater.stop()

@@ -36,9 +36,10 @@ def _backoff(failures: int, error: TelegramError) -> float:
 
 async def poll(app: Any, stop: asyncio.Event, *, long_poll: int,
                allowed_updates: list[str]) -> None:
-    """Fetch and handle updates one batch at a time until `stop` is set.
+    """Fetch and handle updates one batch at a time until `stop` is set; the next
+    getUpdates (which confirms the batch) waits until the whole batch is handled.
 
-    A stop waits for the update being handled, never for a long poll: updates fetched but
+    A stop waits for the batch being handled, never for a long poll: updates fetched but
     not handled stay unconfirmed and come again at the next start.
     """
     offset = 0
@@ -70,12 +71,15 @@ async def poll(app: Any, stop: asyncio.Event, *, long_poll: int,
             await _pause(stop, _backoff(failures, error))
             continue
         failures = 0
-        for update in updates:
-            # Handler errors go to the application's error handler; this never raises.
-            await app.process_update(update)
-            offset = update.update_id + 1
-            if stop.is_set():
-                break
+        if updates:
+            # Through the application's update processor, as PTB would: chats side by side,
+            # each chat's updates in order. Handler errors go to the error handler.
+            processor = app.update_processor
+            await asyncio.gather(
+                *(processor.process_update(update, app.process_update(update))
+                  for update in updates)
+            )
+            offset = updates[-1].update_id + 1
     if offset:
         # Confirm what was handled, so a clean restart does not see it again.
         with contextlib.suppress(TelegramError):
