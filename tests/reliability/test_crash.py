@@ -6,7 +6,7 @@ two cases, every outbox row was delivered (a message sent just before a kill, wh
 the kill erased, goes out again: those duplicates are counted and bounded), every case's
 events agree with its state and `wenzheng doctor` finds nothing.
 
-CI runs 40 citizens and 3 kills; `pytest tests/reliability --full` 300 and 10.
+CI runs 30 citizens and 3 kills; `pytest tests/reliability --full` 300 and 10.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ async def kill_at_random(bot: BotProcess, kills: int, rng: random.Random,
 async def test_sigkill_at_random_moments_loses_nothing_and_files_nothing_twice(
     tmp_path: Path, full_run: bool
 ):
-    citizens, kills = (300, 10) if full_run else (40, 3)
+    citizens, kills = (300, 10) if full_run else (30, 3)
     rng = random.Random(20261128)
     started = time.monotonic()
     database = tmp_path / "bot.db"

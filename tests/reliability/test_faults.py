@@ -7,7 +7,7 @@ arrives, in order per chat; updates keep being processed; the only duplicates ar
 that took effect while the bot saw a failure (a timeout or a dropped answer), which no
 client can tell from a lost call: they are counted and bounded by those faults.
 
-CI runs 6 citizens; `pytest tests/reliability --full` 100.
+CI runs 5 citizens; `pytest tests/reliability --full` 100.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ FAULTY_METHODS = (*SEND_METHODS, "editMessageText", "editMessageReplyMarkup",
 async def test_notifications_arrive_in_order_through_5xx_timeouts_429s_and_drops(
     tmp_path: Path, full_run: bool
 ):
-    citizens = 100 if full_run else 6
+    citizens = 100 if full_run else 5
     started = time.monotonic()
     database = tmp_path / "bot.db"
     async with BotApiSimulator(seed=23) as sim:

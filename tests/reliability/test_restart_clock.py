@@ -67,8 +67,8 @@ class Ledger:
         self.seq = 0
 
     def take(self) -> tuple[dict[str, Counter[Step]], int, int]:
-        """(new steps per case number, new non-card outbox rows, new messages) since the
-        last look."""
+        """(new steps per case number, messages the new non-card outbox rows went out as,
+        new messages in the simulator) since the last look."""
         path = self.h.path
         steps: dict[str, Counter[Step]] = {}
         kinds = ", ".join(f"'{k}'" for k in STEP_KINDS)
@@ -81,10 +81,10 @@ class Ledger:
             self.event_id = max(self.event_id, event_id)
         last_event = query(path, "SELECT coalesce(max(id), 0) FROM events")[0][0]
         self.event_id = max(self.event_id, last_event)
-        rows = query(path, "SELECT count(*), coalesce(max(id), 0) FROM outbox WHERE id > ?"
-                           " AND card_key IS NULL", self.row_id)[0]
-        self.row_id = max(self.row_id, rows[1],
-                          query(path, "SELECT coalesce(max(id), 0) FROM outbox")[0][0])
+        # A digest carries several rows to a group in one message: count the messages.
+        rows = query(path, "SELECT count(DISTINCT chat_id || ':' || message_id) FROM outbox"
+                           " WHERE id > ? AND card_key IS NULL", self.row_id)[0]
+        self.row_id = query(path, "SELECT coalesce(max(id), 0) FROM outbox")[0][0]
         new_messages = sum(1 for chat in self.sim.chats() for m in chat.sent_log
                            if m.seq > self.seq)
         self.seq = self.sim.mark()
