@@ -22,6 +22,7 @@ from tests.reliability.conftest import (
     LIAISON_IDS,
     account,
     bind_city,
+    drain,
     make_city,
     query,
     start_bot,
@@ -115,7 +116,7 @@ async def test_downtime_across_deadlines_catches_up_once_and_clock_jumps_resend_
     groups = {"A": await arrange(h, "A", "ZJJ", "routine", count),
               "B": await arrange(h, "B", "CGJ", "routine", count),
               "C": await arrange(h, "C", "ZLSGS", "special", count)}
-    await h.drained()
+    await drain(h)
     ledger = Ledger(h, sim)
     ledger.take()
 
@@ -129,7 +130,7 @@ async def test_downtime_across_deadlines_catches_up_once_and_clock_jumps_resend_
     assert rows == messages, (rows, messages)  # each notice sent once
 
     groups["D"] = await arrange(h, "D", "LYQ", "special", count)
-    await h.drained()
+    await drain(h)
     ledger.take()
 
     # Down for four working mornings (Thu, Fri, Mon, Tue): one overdue notice per open
