@@ -14,6 +14,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +83,7 @@ class BotProcess:
         self._log: IO[bytes] | None = None
         self.starts = 0
         self.kills = 0
+        self.kill_times: list[float] = []  # epoch seconds, as the simulator dates messages
 
     @property
     def running(self) -> bool:
@@ -111,6 +113,7 @@ class BotProcess:
         """SIGKILL: no clean-up of any kind, as in a power cut or the OOM killer."""
         assert self.process is not None
         self.process.send_signal(signal.SIGKILL)
+        self.kill_times.append(time.time())
         await self.process.wait()
         self.kills += 1
         self._close_log()
