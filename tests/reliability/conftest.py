@@ -228,9 +228,11 @@ async def build_city(sim: BotApiSimulator, database: Path) -> City:
 
 
 @pytest.fixture
-async def harness(tmp_path: Path, policy: Policy, clock: FrozenClock) -> AsyncIterator[Harness]:
-    """The bot in this process (as in tests/e2e) on a frozen clock: for suites that move
-    time or stop and start the bot themselves."""
+async def clock_harness(tmp_path: Path, policy: Policy,
+                        clock: FrozenClock) -> AsyncIterator[Harness]:
+    """The bot in this process (as tests/e2e's `harness`) on a frozen clock, without client
+    flood limits (the simulator has none): for suites that move time or stop and start the
+    bot themselves, and send hundreds of notices."""
     async with BotApiSimulator(seed=11) as sim:
         settings = Settings(token=sim.token, api_base_url=sim.base_url,
                             file_base_url=sim.file_base_url, admins=(PEOPLE.admin,),

@@ -176,9 +176,12 @@ async def test_updates_fetched_but_not_handled_before_a_kill_are_handled_after_r
         print(f"\nkilled after {before} of {len(crowd)} answers; all answered after restart")
 
 
-async def test_a_button_press_delivered_again_after_a_crash_is_not_an_error(harness, caplog):
+async def test_a_button_press_delivered_again_after_a_crash_is_not_an_error(
+    clock_harness, caplog
+):
     """After a kill, Telegram delivers again what the bot handled but had not confirmed:
     editing a message to what it already shows is then expected, not a failure."""
+    harness = clock_harness
     sim = harness.sim
     person = sim.user("Lin", language_code="en", started=True)
     await person.send("The street lamp at the north gate has been broken for a week.")

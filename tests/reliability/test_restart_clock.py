@@ -106,9 +106,9 @@ def expect(groups: dict[str, list[str]], **wanted: list[Step]) -> dict[str, Coun
 
 
 async def test_downtime_across_deadlines_catches_up_once_and_clock_jumps_resend_nothing(
-    harness: Harness, full_run: bool
+    clock_harness: Harness, full_run: bool
 ):
-    h, sim = harness, harness.sim
+    h, sim = clock_harness, clock_harness.sim
     count = 25 if full_run else 3
     city = make_city(sim)
     await bind_city(city, h.svc)
