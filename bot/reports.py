@@ -650,28 +650,27 @@ XLSX_COLUMNS = (
 
 def xlsx_bytes(report: Report, policy: Policy, names: dict[str, str] | None = None) -> bytes:
     """The cases behind the figures, one row each, and the units' figures."""
-    tz = policy.calendar.tz
-
-    def local(moment: datetime | None) -> datetime | None:
-        return moment.astimezone(tz).replace(tzinfo=None) if moment else None
-
-    cases = [
-        XLSX_COLUMNS,
-        *(
+    # Aware UTC moments: the writer shows them in the policy's zone.
+    cases: list[tuple[Any, ...]] = [XLSX_COLUMNS]
+    for row in report.rows:
+        due, outcome = row.due, row.outcome
+        cases.append(
             (
                 row.number,
                 row.unit_code,
                 row.track,
                 row.category,
                 row.state,
-                local(row.filed_at),
-                *(local(row.due[s]) for s in STAGES),
-                *(row.outcome[s] for s in STAGES),
+                row.filed_at,
+                due["sign"],
+                due["reply"],
+                due["resolve"],
+                outcome["sign"],
+                outcome["reply"],
+                outcome["resolve"],
                 row.rating,
             )
-            for row in report.rows
-        ),
-    ]
+        )
     units: list[tuple[Any, ...]] = [
         (
             "place",
@@ -704,7 +703,7 @@ def xlsx_bytes(report: Report, policy: Policy, names: dict[str, str] | None = No
                 round(ranked.score, 4) if ranked.score is not None else None,
             )
         )
-    return workbook_bytes([("cases", cases), ("units", units)])
+    return workbook_bytes([("cases", cases), ("units", units)], policy.calendar.tz)
 
 
 def file_stem(report: Report) -> str:

@@ -16,7 +16,7 @@ import math
 import re
 import zipfile
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from xml.sax.saxutils import escape, quoteattr
 
 Cell = str | int | float | bool | datetime | date | None
@@ -24,6 +24,11 @@ Cell = str | int | float | bool | datetime | date | None
 DATE_FORMAT = "yyyy-mm-dd hh:mm"
 _EXCEL_EPOCH = datetime(1899, 12, 30)  # serial 0 in the 1900 date system
 _DAY = timedelta(days=1)
+_DAY_US = 86_400_000_000
+_HOUR_US = 3_600_000_000
+_UTC_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_UNIX_SERIAL_US = 25_569 * _DAY_US  # 1970-01-01 as an Excel serial, in microseconds
+_MICROSECOND = timedelta(microseconds=1)
 # Characters XML 1.0 does not allow (openpyxl refuses them too): dropped.
 _ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
@@ -48,43 +53,110 @@ def _text(value: str) -> str:
     return f"<is><t>{cleaned}</t></is>"
 
 
-def _sheet_xml(rows: Iterable[Sequence[Cell]]) -> bytes:
+class _LocalSerials:
+    """Excel serials of aware moments as wall-clock times in one zone.
+
+    The same number `(moment.astimezone(zone).replace(tzinfo=None) - 1899-12-30) / 1 day`
+    gives, for a fraction of its cost: a report's sheet has tens of thousands of dates,
+    and the zone's offset is looked up once per hour of them. An hour with a change of
+    offset inside it is converted moment by moment.
+    """
+
+    def __init__(self, zone: tzinfo) -> None:
+        self.zone = zone
+        self._offsets: dict[int, int | None] = {}  # UTC hour -> offset (µs), None: it changes
+
+    def _offset(self, moment: datetime) -> int:
+        local = moment.astimezone(self.zone)
+        offset = local.utcoffset()
+        assert offset is not None
+        return offset // _MICROSECOND
+
+    def serial(self, moment: datetime) -> float:
+        """The serial of `moment` (aware) as a wall-clock time in the zone."""
+        us = (moment - _UTC_EPOCH) // _MICROSECOND
+        hour = us // _HOUR_US
+        if hour in self._offsets:
+            offset = self._offsets[hour]
+        else:
+            first = _UTC_EPOCH + timedelta(microseconds=hour * _HOUR_US)
+            offset = self._offset(first)
+            if offset != self._offset(first + timedelta(microseconds=_HOUR_US - 1)):
+                offset = None
+            self._offsets[hour] = offset
+        if offset is None:
+            offset = self._offset(moment)
+        # Integer microseconds, one true division: exactly the timedelta division's float.
+        return (us + offset + _UNIX_SERIAL_US) / _DAY_US
+
+
+def _body(value: Cell, serials: _LocalSerials | None) -> str | None:
+    """A cell's XML after its `<c` and reference; None for a cell left empty."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        return f' t="inlineStr">{_text(value)}</c>'
+    if isinstance(value, bool):
+        return f' t="b"><v>{int(value)}</v></c>'
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            serial = (value - _EXCEL_EPOCH) / _DAY
+        elif serials is not None:
+            serial = serials.serial(value)
+        else:
+            raise ValueError("XLSX has no time zones: pass local naive datetimes or a zone")
+        return f' s="1"><v>{serial!r}</v></c>'
+    if isinstance(value, date):
+        serial = (datetime.combine(value, datetime.min.time()) - _EXCEL_EPOCH) / _DAY
+        return f' s="1"><v>{serial!r}</v></c>'
+    if isinstance(value, int) or math.isfinite(value):
+        return f"><v>{value!r}</v></c>"
+    return None
+
+
+def _sheet_xml(rows: Iterable[Sequence[Cell]], zone: tzinfo | None = None) -> bytes:
     parts = [_HEAD, f'<worksheet xmlns="{_MAIN}"><sheetData>']
     letters: list[str] = []
-    # Report columns repeat a few values (units, tracks, states, outcomes) row after row.
-    texts: dict[str, str] = {}
+    serials = _LocalSerials(zone) if zone is not None else None
+    # Report columns repeat a few values (units, tracks, states, outcomes) row after row:
+    # their cells' XML is made once.
+    texts: dict[str, str | None] = {}
     for number, row in enumerate(rows, start=1):
         while len(letters) < len(row):
             letters.append(_column(len(letters)))
-        cells = []
+        cells = [f'<row r="{number}">']
+        # A cell names its place only after an empty one: without a reference, a cell is
+        # the one after the cell before it (SpreadsheetML's rule, which openpyxl follows),
+        # and most rows have no gaps — a third of the sheet's bytes and formatting saved.
+        gap = True
         for letter, value in zip(letters, row, strict=False):
-            if value is None or value == "":
+            if type(value) is str:
+                body = texts.get(value)
+                if body is None and value not in texts:
+                    body = texts[value] = _body(value, None)
+            elif serials is not None and type(value) is datetime and value.tzinfo is not None:
+                body = f' s="1"><v>{serials.serial(value)!r}</v></c>'
+            else:
+                body = _body(value, serials)
+            if body is None:
+                gap = True
                 continue
-            ref = f"{letter}{number}"
-            if isinstance(value, str):
-                text = texts.get(value)
-                if text is None:
-                    text = texts[value] = _text(value)
-                cells.append(f'<c r="{ref}" t="inlineStr">{text}</c>')
-            elif isinstance(value, bool):
-                cells.append(f'<c r="{ref}" t="b"><v>{int(value)}</v></c>')
-            elif isinstance(value, datetime):
-                if value.tzinfo is not None:
-                    raise ValueError("XLSX has no time zones: pass local naive datetimes")
-                serial = (value - _EXCEL_EPOCH) / _DAY
-                cells.append(f'<c r="{ref}" s="1"><v>{serial!r}</v></c>')
-            elif isinstance(value, date):
-                serial = (datetime.combine(value, datetime.min.time()) - _EXCEL_EPOCH) / _DAY
-                cells.append(f'<c r="{ref}" s="1"><v>{serial!r}</v></c>')
-            elif isinstance(value, int) or math.isfinite(value):
-                cells.append(f'<c r="{ref}"><v>{value!r}</v></c>')
-        parts.append(f'<row r="{number}">{"".join(cells)}</row>')
+            cells.append(f'<c r="{letter}{number}"{body}' if gap else f"<c{body}")
+            gap = False
+        cells.append("</row>")
+        parts.append("".join(cells))
     parts.append("</sheetData></worksheet>")
     return "".join(parts).encode("utf-8")
 
 
-def workbook_bytes(sheets: Sequence[tuple[str, Iterable[Sequence[Cell]]]]) -> bytes:
-    """An XLSX file with one sheet per (name, rows); dates shown as DATE_FORMAT."""
+def workbook_bytes(
+    sheets: Sequence[tuple[str, Iterable[Sequence[Cell]]]], zone: tzinfo | None = None
+) -> bytes:
+    """An XLSX file with one sheet per (name, rows); dates shown as DATE_FORMAT.
+
+    Naive datetimes are written as they are; aware ones as wall-clock times in `zone`
+    (refused without one: a spreadsheet has no time zones).
+    """
     names = [name for name, _ in sheets]
     if len(set(names)) != len(names) or any(not 0 < len(n) <= 31 for n in names):
         raise ValueError("sheet names must be unique and 1-31 characters long")
@@ -154,5 +226,5 @@ def workbook_bytes(sheets: Sequence[tuple[str, Iterable[Sequence[Cell]]]]) -> by
         archive.writestr("xl/_rels/workbook.xml.rels", workbook_rels)
         archive.writestr("xl/styles.xml", styles)
         for i, (_, rows) in enumerate(sheets, start=1):
-            archive.writestr(f"xl/worksheets/sheet{i}.xml", _sheet_xml(rows))
+            archive.writestr(f"xl/worksheets/sheet{i}.xml", _sheet_xml(rows, zone))
     return buffer.getvalue()

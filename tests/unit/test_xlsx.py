@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import re
 import zipfile
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from openpyxl import load_workbook
@@ -58,3 +60,26 @@ def test_aware_datetimes_and_bad_sheet_names_are_refused() -> None:
         workbook_bytes([("cases", [(datetime(2026, 1, 1).astimezone(),)])])
     with pytest.raises(ValueError, match="sheet names"):
         workbook_bytes([("a", []), ("a", [])])
+
+
+def test_aware_moments_are_written_as_wall_clock_times_in_the_given_zone() -> None:
+    # Lord Howe Island moves its clocks by half an hour at 15:30 UTC: a change of offset
+    # inside an hour, besides Berlin's on the hour and Shanghai's none.
+    cases = {
+        "Australia/Lord_Howe": datetime(2026, 10, 3, 15, 10, tzinfo=UTC),
+        "Europe/Berlin": datetime(2026, 3, 29, 0, 30, tzinfo=UTC),
+        "Asia/Shanghai": datetime(2026, 11, 23, 1, 0, tzinfo=UTC),
+    }
+    steps = [timedelta(minutes=m, microseconds=u) for m in (0, 19, 20, 40, 50, 61)
+             for u in (0, 999_999)]
+    for name, first in cases.items():
+        zone = ZoneInfo(name)
+        moments = [first + step for step in steps]
+        sheet = zipfile.ZipFile(io.BytesIO(workbook_bytes([("s", [(m,) for m in moments])], zone)))
+        written = re.findall(r"<v>([^<]+)</v>", sheet.read("xl/worksheets/sheet1.xml").decode())
+        expected = [
+            repr((m.astimezone(zone).replace(tzinfo=None) - datetime(1899, 12, 30))
+                 / timedelta(days=1))
+            for m in moments
+        ]
+        assert written == expected, name
