@@ -264,10 +264,11 @@ async def period_facts(db: Database, start: datetime, end: datetime) -> PeriodFa
         assert filed is not None
         details[r[1]] = CaseDetail(r[1], lead, r[3] or "", r[4], r[2], filed)
     stages: list[StageFact] = []
+    append = stages.append
     for r in await db.fetch_all(PERIOD_STAGES_SQL, params):
         number, unit, withdrawn = r[0], r[1], r[2] == "withdrawn"
-        for stage, due, done in (("sign", r[3], r[4]), ("reply", r[5], r[6])):
-            stages.append(StageFact(number, unit, stage, from_db(due), from_db(done), withdrawn))
+        append(StageFact(number, unit, "sign", from_db(r[3]), from_db(r[4]), withdrawn))
+        append(StageFact(number, unit, "reply", from_db(r[5]), from_db(r[6]), withdrawn))
         if r[7] is not None:  # a co-unit has no resolve stage
             stages.append(
                 StageFact(number, unit, "resolve", from_db(r[7]), from_db(r[8]), withdrawn)
