@@ -8,6 +8,7 @@ cases, in three queries that each walk the period's index. Both follow
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -255,9 +256,15 @@ def _detail(number: str, r: Row, at: int) -> CaseDetail:
 async def period_facts(db: Database, start: datetime, end: datetime) -> PeriodFacts:
     """Load the facts of a period, for the figures and the XLSX."""
     params = {"start": to_db(start), "end": to_db(end)}
+    # All three queued at once: the reader's thread runs the next query (SQLite lets go
+    # of the GIL while it steps) while this one's rows become facts here.
+    cases_rows, stage_rows, rating_rows = (
+        asyncio.ensure_future(db.fetch_all(sql, params))
+        for sql in (PERIOD_CASES_SQL, PERIOD_STAGES_SQL, PERIOD_RATINGS_SQL)
+    )
     cases: list[tuple[str, CaseFact]] = []
     details: dict[str, CaseDetail] = {}
-    for r in await db.fetch_all(PERIOD_CASES_SQL, params):
+    for r in await cases_rows:
         lead = r[0] or ""
         cases.append((lead, CaseFact(r[1], r[2] == "rejected", bool(r[6]))))
         filed = from_db(r[5])
@@ -265,7 +272,7 @@ async def period_facts(db: Database, start: datetime, end: datetime) -> PeriodFa
         details[r[1]] = CaseDetail(r[1], lead, r[3] or "", r[4], r[2], filed)
     stages: list[StageFact] = []
     append = stages.append
-    for r in await db.fetch_all(PERIOD_STAGES_SQL, params):
+    for r in await stage_rows:
         number, unit, withdrawn = r[0], r[1], r[2] == "withdrawn"
         append(StageFact(number, unit, "sign", from_db(r[3]), from_db(r[4]), withdrawn))
         append(StageFact(number, unit, "reply", from_db(r[5]), from_db(r[6]), withdrawn))
@@ -276,7 +283,7 @@ async def period_facts(db: Database, start: datetime, end: datetime) -> PeriodFa
         if number not in details:  # a case filed earlier, assigned again in the period
             details[number] = _detail(number, r, 9)
     ratings: list[tuple[str, RatingFact]] = []
-    for r in await db.fetch_all(PERIOD_RATINGS_SQL, params):
+    for r in await rating_rows:
         ratings.append((r[0] or "", RatingFact(r[1], r[2], r[3] == "approved")))
         if r[1] not in details:  # rated in the period, filed earlier
             details[r[1]] = _detail(r[1], r, 4)
