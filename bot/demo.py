@@ -12,6 +12,7 @@ import logging
 import sys
 import tempfile
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +21,8 @@ from zoneinfo import ZoneInfo
 from bot import app as bot_app
 from bot.clock import ShiftedClock
 from bot.config import EXAMPLE_POLICY, Settings, load_policy
-from bot.domain.policy import Policy
+from bot.domain.case import CaseState
+from bot.domain.policy import Policy, Track
 from bot.i18n import translator
 from sandbox import BotApiSimulator, SentMessage, SimChat, SimUser
 from storage.db import Database
@@ -263,17 +265,36 @@ async def story(stage: Stage) -> None:
 
 
 async def summary(stage: Stage) -> str:
-    """One screen: every case, its track, unit, state, rating and rounds."""
+    """One screen: every case, its track, unit, state, rounds and rating, in Chinese."""
+    from handlers.render import RATINGS, STATE_NAMES, TRACK_NAMES
+
     rows = await stage.db.fetch_all(
         "SELECT c.number, c.track, c.lead_unit, c.state, c.round,"
         " (SELECT rating FROM ratings r WHERE r.case_id = c.id ORDER BY r.id DESC LIMIT 1)"
         " FROM cases c ORDER BY c.id"
     )
-    lines = ["编号            办理方式  承办单位                状态     轮次  评价"]
-    for r in rows:
-        unit = stage.policy.units[r[2]].name if r[2] in stage.policy.units else "—"
-        lines.append(f"{r[0]}  {r[1] or '—':<9} {unit:<16} {r[3]:<8} {r[4]:<5} {r[5] or '—'}")
+    widths = (14, 10, 18, 8, 4, 8)
+    lines = [_columns(("编号", "办理方式", "承办单位", "状态", "轮次", "评价"), widths)]
+    for number, track, unit, state, round_, rating in rows:
+        cells = (
+            number,
+            g(TRACK_NAMES[Track(track)]) if track else "—",
+            stage.policy.units[unit].name if unit in stage.policy.units else "—",
+            g(STATE_NAMES[CaseState(state)]),
+            str(round_),
+            g(RATINGS[rating]) if rating in RATINGS else "—",
+        )
+        lines.append(_columns(cells, widths))
     return "\n".join(lines)
+
+
+def _columns(cells: tuple[str, ...], widths: tuple[int, ...]) -> str:
+    # Chinese characters take two columns in a terminal, so pad by display width.
+    def width(text: str) -> int:
+        return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+    padded = (c + " " * max(1, w - width(c)) for c, w in zip(cells, widths, strict=True))
+    return " ".join(padded).rstrip()
 
 
 async def run_demo(out: object = sys.stdout, *, quiet: bool = False) -> bool:
