@@ -39,6 +39,10 @@ async def file_guided(h: Harness, person: SimUser, language: str = "en",
     await sim.wait_for(person, g("Please check your message"))
     await person.press("✅ " + g("Submit"))
     filed = await sim.wait_for(person, lambda m: "CZ2026-" in m.text)
+    # The card loses its buttons beside the outbox's "filed as": wait for both, so the
+    # caller's next wait_for sees only what its own next step caused.
+    await sim.wait_for(person, lambda m: g("Please check your message") in m.text
+                       and not m.buttons)
     return next(w for w in filed.text.split() if w.startswith("CZ2026-"))[:13]
 
 
