@@ -13,10 +13,11 @@ import io
 import logging
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from bot.domain import errors
 from bot.domain.metrics import (
@@ -38,7 +39,7 @@ from bot.domain.policy import Policy, Track
 from bot.i18n import N_, Translator
 from bot.xlsx import workbook_bytes
 from storage import reports as store
-from storage.db import Database, to_db
+from storage.db import Database, from_db, to_db
 from storage.outbox import claim_once, enqueue
 
 logger = logging.getLogger(__name__)
@@ -176,18 +177,25 @@ class Overdue:
     days: float
 
 
-@dataclass(frozen=True)
-class CaseRow:
-    """One case behind the figures, as the XLSX lists it."""
+class CaseRow(NamedTuple):
+    """One case behind the figures, as the XLSX lists it (its columns, in order).
+
+    Moments are as stored (µs since the Unix epoch): a busy week has ~100,000 of them,
+    and the XLSX writer turns stored moments into its serials directly.
+    """
 
     number: str
     unit_code: str
     track: str
     category: str
     state: str
-    filed_at: datetime | None
-    due: dict[str, datetime | None]
-    outcome: dict[str, str]
+    filed_at: int | None
+    sign_due: int | None
+    reply_due: int | None
+    resolve_due: int | None
+    sign: str  # an Outcome's value, or "" when the stage does not exist
+    reply: str
+    resolve: str
     rating: str
 
 
@@ -289,7 +297,10 @@ async def build_report(
     by_stage: dict[str, list[StageFact]] = {stage: [] for stage in STAGES}
     for fact in stages:
         by_stage[fact.stage].append(fact)
-    sign, reply_stage, resolve = (on_time_rate(by_stage[stage], now) for stage in STAGES)
+    # The facts' moments are as stored, so `now` is too.
+    stored_now = to_db(now)
+    assert stored_now is not None
+    sign, reply_stage, resolve = (on_time_rate(by_stage[stage], stored_now) for stage in STAGES)
 
     # Per-unit figures: the SQL aggregates (held equal to the §6 functions by a test).
     units: list[UnitFigures] = []
@@ -327,7 +338,7 @@ async def build_report(
         ranking=ranking,
         backlog=dict(backlog.most_common()),
         overdue=sorted(overdue, key=lambda o: (-o.days, o.number))[:LONGEST_OVERDUE],
-        rows=_rows(cases, stages, ratings, details, now),
+        rows=_rows(cases, stages, ratings, details, stored_now),
     )
     report.extra["overdue_total"] = len({o.number for o in overdue})
     if track is not None:
@@ -386,6 +397,8 @@ async def _overdue(
     """Each open case's current assignments past a deadline: the oldest missed stage each."""
     result: list[Overdue] = []
     calendar_days = 86_400.0
+    stored_now = to_db(now)
+    assert stored_now is not None
     for candidate in await store.overdue_candidates(db, now):
         if unit is not None and candidate.unit_code != unit:
             continue
@@ -394,20 +407,21 @@ async def _overdue(
         missed = [
             s
             for s in candidate.stages
-            if stage_outcome(s.due, s.done_at, s.withdrawn, now) == Outcome.MISSED
+            if stage_outcome(s.due, s.done_at, s.withdrawn, stored_now) == Outcome.MISSED
         ]
         if not missed:
             continue
         oldest = min(missed, key=lambda s: s.due)  # type: ignore[arg-type,return-value]
-        assert oldest.due is not None
-        days = (now - oldest.due).total_seconds() / calendar_days
+        due = from_db(oldest.due)  # type: ignore[arg-type]
+        assert due is not None
+        days = (now - due).total_seconds() / calendar_days
         result.append(
             Overdue(
                 candidate.number,
                 candidate.unit_code,
                 candidate.track,
                 oldest.stage,
-                oldest.due,
+                due,
                 days,
             )
         )
@@ -422,40 +436,47 @@ def _rows(
     stages: list[StageFact],
     ratings: list[tuple[str, Any]],
     details: dict[str, store.CaseDetail],
-    now: datetime,
+    now: int,
 ) -> list[CaseRow]:
-    """One row per case behind the figures (its lead unit's stages first)."""
+    """One row per case behind the figures (its lead unit's stages first); `now` as stored."""
     by_case: dict[str, list[StageFact]] = {}
     for s in stages:
         by_case.setdefault(s.number, []).append(s)
     rating = {r.number: r.rating for _, r in ratings}
-    numbers = list(dict.fromkeys([f.number for _, f in cases] + list(by_case) + list(rating)))
+    numbers = dict.fromkeys([f.number for _, f in cases])
+    numbers.update(dict.fromkeys(by_case))
+    numbers.update(dict.fromkeys(rating))
+    no_detail = store.CaseDetail("", "", "", "", "", None)  # type: ignore[arg-type]
+    no_stages: list[StageFact] = []
     rows: list[CaseRow] = []
+    append = rows.append
     for number in numbers:
-        detail = details.get(number)
-        own = by_case.get(number, [])
-        lead = detail.lead_unit if detail else ""
+        detail = details.get(number, no_detail)
+        own = by_case.get(number, no_stages)
+        lead = detail.lead_unit
         chosen = [s for s in own if s.unit_code == lead] or own
         unit_code = chosen[0].unit_code if chosen else lead
-        # Literals: dict.fromkeys costs twice as much, 50,000 times a busy week.
-        due: dict[str, datetime | None] = {"sign": None, "reply": None, "resolve": None}
+        due: dict[str, int | None] = {"sign": None, "reply": None, "resolve": None}
         outcome: dict[str, str] = {"sign": "", "reply": "", "resolve": ""}
         for s in chosen:
             if s.unit_code != unit_code or outcome[s.stage]:
                 continue  # another unit's, or a later round's (the first round is listed)
-            due[s.stage] = s.due
-            result = stage_outcome(s.due, s.done_at, s.withdrawn, now)
-            outcome[s.stage] = _OUTCOME_TEXT[result]
-        rows.append(
+            due[s.stage] = s.due  # type: ignore[assignment]
+            outcome[s.stage] = _OUTCOME_TEXT[stage_outcome(s.due, s.done_at, s.withdrawn, now)]
+        append(
             CaseRow(
                 number,
                 unit_code,
-                detail.track if detail else "",
-                detail.category if detail else "",
-                detail.state if detail else "",
-                detail.filed_at if detail else None,
-                due,
-                outcome,
+                detail.track,
+                detail.category,
+                detail.state,
+                detail.filed_at,
+                due["sign"],
+                due["reply"],
+                due["resolve"],
+                outcome["sign"],
+                outcome["reply"],
+                outcome["resolve"],
                 rating.get(number, ""),
             )
         )
@@ -676,27 +697,7 @@ XLSX_COLUMNS = (
 
 def xlsx_bytes(report: Report, policy: Policy, names: dict[str, str] | None = None) -> bytes:
     """The cases behind the figures, one row each, and the units' figures."""
-    # Aware UTC moments: the writer shows them in the policy's zone.
-    cases: list[tuple[Any, ...]] = [XLSX_COLUMNS]
-    for row in report.rows:
-        due, outcome = row.due, row.outcome
-        cases.append(
-            (
-                row.number,
-                row.unit_code,
-                row.track,
-                row.category,
-                row.state,
-                row.filed_at,
-                due["sign"],
-                due["reply"],
-                due["resolve"],
-                outcome["sign"],
-                outcome["reply"],
-                outcome["resolve"],
-                row.rating,
-            )
-        )
+    cases: list[Sequence[Any]] = [XLSX_COLUMNS, *report.rows]
     units: list[tuple[Any, ...]] = [
         (
             "place",
@@ -729,7 +730,12 @@ def xlsx_bytes(report: Report, policy: Policy, names: dict[str, str] | None = No
                 round(ranked.score, 4) if ranked.score is not None else None,
             )
         )
-    return workbook_bytes([("cases", cases), ("units", units)], policy.calendar.tz)
+    # The rows' moments are as stored: the writer shows them in the policy's zone.
+    return workbook_bytes(
+        [("cases", cases), ("units", units)],
+        policy.calendar.tz,
+        stored_moments={"cases": range(5, 9)},
+    )
 
 
 def file_stem(report: Report) -> str:

@@ -15,7 +15,7 @@ import io
 import math
 import re
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from xml.sax.saxutils import escape, quoteattr
 
@@ -74,7 +74,10 @@ class _LocalSerials:
 
     def serial(self, moment: datetime) -> float:
         """The serial of `moment` (aware) as a wall-clock time in the zone."""
-        us = (moment - _UTC_EPOCH) // _MICROSECOND
+        return self.stored_serial((moment - _UTC_EPOCH) // _MICROSECOND, moment)
+
+    def stored_serial(self, us: int, moment: datetime | None = None) -> float:
+        """The serial of a moment given as µs since the Unix epoch (UTC)."""
         hour = us // _HOUR_US
         if hour in self._offsets:
             offset = self._offsets[hour]
@@ -85,7 +88,7 @@ class _LocalSerials:
                 offset = None
             self._offsets[hour] = offset
         if offset is None:
-            offset = self._offset(moment)
+            offset = self._offset(moment or _UTC_EPOCH + timedelta(microseconds=us))
         # Integer microseconds, one true division: exactly the timedelta division's float.
         return (us + offset + _UNIX_SERIAL_US) / _DAY_US
 
@@ -114,10 +117,17 @@ def _body(value: Cell, serials: _LocalSerials | None) -> str | None:
     return None
 
 
-def _sheet_xml(rows: Iterable[Sequence[Cell]], zone: tzinfo | None = None) -> bytes:
+def _sheet_xml(
+    rows: Iterable[Sequence[Cell]], zone: tzinfo | None = None, stored: Collection[int] = ()
+) -> bytes:
     parts = [_HEAD, f'<worksheet xmlns="{_MAIN}"><sheetData>']
     letters: list[str] = []
     serials = _LocalSerials(zone) if zone is not None else None
+    if stored and serials is None:
+        raise ValueError("XLSX has no time zones: stored moments need a zone")
+    moment_column = [False] * (max(stored) + 1 if stored else 0)
+    for index in stored:
+        moment_column[index] = True
     # Report columns repeat a few values (units, tracks, states, outcomes) row after row:
     # their cells' XML is made once.
     texts: dict[str, str | None] = {}
@@ -129,8 +139,10 @@ def _sheet_xml(rows: Iterable[Sequence[Cell]], zone: tzinfo | None = None) -> by
         # the one after the cell before it (SpreadsheetML's rule, which openpyxl follows),
         # and most rows have no gaps — a third of the sheet's bytes and formatting saved.
         gap = True
-        for letter, value in zip(letters, row, strict=False):
-            if type(value) is str:
+        for index, (letter, value) in enumerate(zip(letters, row, strict=False)):
+            if type(value) is int and index < len(moment_column) and moment_column[index]:
+                body = f' s="1"><v>{serials.stored_serial(value)!r}</v></c>'  # type: ignore[union-attr]
+            elif type(value) is str:
                 body = texts.get(value)
                 if body is None and value not in texts:
                     body = texts[value] = _body(value, None)
@@ -150,12 +162,18 @@ def _sheet_xml(rows: Iterable[Sequence[Cell]], zone: tzinfo | None = None) -> by
 
 
 def workbook_bytes(
-    sheets: Sequence[tuple[str, Iterable[Sequence[Cell]]]], zone: tzinfo | None = None
+    sheets: Sequence[tuple[str, Iterable[Sequence[Cell]]]],
+    zone: tzinfo | None = None,
+    *,
+    stored_moments: Mapping[str, Collection[int]] | None = None,
 ) -> bytes:
     """An XLSX file with one sheet per (name, rows); dates shown as DATE_FORMAT.
 
     Naive datetimes are written as they are; aware ones as wall-clock times in `zone`
-    (refused without one: a spreadsheet has no time zones).
+    (refused without one: a spreadsheet has no time zones). `stored_moments` names, by
+    sheet, the (0-based) columns whose integers are moments as storage keeps them (µs
+    since the Unix epoch, UTC), shown as dates in `zone` like aware datetimes — a
+    report's rows have ~100,000 of them, not worth a datetime each.
     """
     names = [name for name, _ in sheets]
     if len(set(names)) != len(names) or any(not 0 < len(n) <= 31 for n in names):
@@ -226,5 +244,6 @@ def workbook_bytes(
         archive.writestr("xl/_rels/workbook.xml.rels", workbook_rels)
         archive.writestr("xl/styles.xml", styles)
         for i, (_, rows) in enumerate(sheets, start=1):
-            archive.writestr(f"xl/worksheets/sheet{i}.xml", _sheet_xml(rows, zone))
+            stored = (stored_moments or {}).get(names[i - 1], ())
+            archive.writestr(f"xl/worksheets/sheet{i}.xml", _sheet_xml(rows, zone, stored))
     return buffer.getvalue()

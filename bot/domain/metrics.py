@@ -2,6 +2,11 @@
 
 The SQL report queries compute the same counts; a test holds both to these definitions.
 Each `Rate` keeps the case numbers behind it, so every figure can be traced.
+
+The facts are named tuples: a weekly report at a million cases reads ~80,000 of them,
+and a tuple is made in a fraction of a frozen dataclass's time. Their moments may be
+datetimes or the integers storage keeps (µs since the Unix epoch): the definitions only
+compare moments with each other and with `now`, which must then be of the same kind.
 """
 
 from __future__ import annotations
@@ -10,6 +15,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import NamedTuple
+
+Moment = datetime | int
+"""A moment: an aware datetime, or as stored (µs since the Unix epoch, UTC)."""
 
 
 class Outcome(StrEnum):
@@ -38,31 +47,30 @@ class Rate:
 
 
 def stage_outcome(
-    due: datetime | None, done_at: datetime | None, withdrawn: bool, now: datetime
+    due: Moment | None, done_at: Moment | None, withdrawn: bool, now: Moment
 ) -> Outcome | None:
     """Classify a stage; None when the stage does not exist (e.g. a co-unit's resolve)."""
     if due is None:
         return None
     if done_at is not None:
-        return Outcome.ON_TIME if done_at <= due else Outcome.LATE
+        return Outcome.ON_TIME if done_at <= due else Outcome.LATE  # type: ignore[operator]
     if withdrawn:
         return Outcome.EXCLUDED
-    return Outcome.MISSED if due <= now else Outcome.PENDING
+    return Outcome.MISSED if due <= now else Outcome.PENDING  # type: ignore[operator]
 
 
-@dataclass(frozen=True)
-class StageFact:
+class StageFact(NamedTuple):
     """One stage of one assignment, for on-time rates."""
 
     number: str
     unit_code: str
     stage: str  # sign, reply, resolve
-    due: datetime | None
-    done_at: datetime | None
+    due: Moment | None
+    done_at: Moment | None
     withdrawn: bool = False
 
 
-def on_time_rate(stages: Iterable[StageFact], now: datetime) -> Rate:
+def on_time_rate(stages: Iterable[StageFact], now: Moment) -> Rate:
     """Steps done by their deadline ÷ (steps done + steps not done whose deadline passed).
 
     A unit that never signs must not look punctual: its missed steps are in the
@@ -79,8 +87,7 @@ def on_time_rate(stages: Iterable[StageFact], now: datetime) -> Rate:
     return Rate(len(on_time), len(behind), tuple(on_time), tuple(behind))
 
 
-@dataclass(frozen=True)
-class CaseFact:
+class CaseFact(NamedTuple):
     """What the reply rate needs to know of a case filed in the period."""
 
     number: str
@@ -112,8 +119,7 @@ def reply_rate(cases: Iterable[CaseFact]) -> Rate:
     return Rate(len(answered), len(accepted), tuple(answered), tuple(accepted))
 
 
-@dataclass(frozen=True)
-class RatingFact:
+class RatingFact(NamedTuple):
     """One rating (one round of one case)."""
 
     number: str

@@ -20,7 +20,7 @@ from bot.domain import errors
 from bot.domain.case import CaseState
 from bot.domain.metrics import on_time_rate, reply_rate, satisfaction_rate
 from bot.domain.timeline import state_after
-from storage.db import Database
+from storage.db import Database, to_db
 from storage.reports import period_facts, unit_counts
 from tests.conftest import PEOPLE, local
 from tests.integration.test_services import TABLES, counts
@@ -172,13 +172,15 @@ async def check_reports_agree(db: Database, clock: FrozenClock) -> None:
     start, end, now = local(2026, 11, 1), local(2027, 1, 1), clock.now()
     aggregates = await unit_counts(db, start, end, now)
     facts = await period_facts(db, start, end)
+    stored_now = to_db(now)  # the facts' moments are as stored
+    assert stored_now is not None
     units = set(aggregates) | {u for u, _ in facts.cases if u} | {s.unit_code for s in facts.stages}
     for unit in units:
         agg = aggregates.get(unit)
         reply = reply_rate(f for u, f in facts.cases if u == unit)
         on_time = {
             stage: on_time_rate((s for s in facts.stages
-                                 if s.unit_code == unit and s.stage == stage), now)
+                                 if s.unit_code == unit and s.stage == stage), stored_now)
             for stage in ("sign", "reply", "resolve")
         }
         satisfaction = satisfaction_rate(f for u, f in facts.ratings if u == unit)

@@ -83,3 +83,19 @@ def test_aware_moments_are_written_as_wall_clock_times_in_the_given_zone() -> No
             for m in moments
         ]
         assert written == expected, name
+
+
+def test_stored_moments_are_written_as_the_aware_datetimes_they_stand_for() -> None:
+    zone = ZoneInfo("Europe/Berlin")  # a change of offset among the moments
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    moments = [datetime(2026, 3, 28, 23, 0, tzinfo=UTC) + timedelta(minutes=47 * i, microseconds=i)
+               for i in range(6)]
+    stored = [(m - epoch) // timedelta(microseconds=1) for m in moments]
+    rows = [("when", "count", "stored")] + [(m, 7, s) for m, s in zip(moments, stored, strict=True)]
+    data = workbook_bytes([("s", rows)], zone, stored_moments={"s": [2]})
+    back = list(load_workbook(io.BytesIO(data))["s"].iter_rows(values_only=True))
+    assert back[0] == rows[0]
+    for (when, count, written) in back[1:]:
+        assert (written, count) == (when, 7)  # a date like the datetime's; other ints stay
+    with pytest.raises(ValueError, match="zone"):
+        workbook_bytes([("s", rows)], stored_moments={"s": [2]})
