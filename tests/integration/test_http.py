@@ -191,6 +191,27 @@ async def test_calls_go_through_the_configured_proxy(sim, backend, proxy):
     assert any(target.endswith("/sendMessage") for target in seen)
 
 
+@backends
+async def test_the_environments_proxy_is_used_unless_no_proxy_names_the_host(
+    sim, backend, proxy, monkeypatch
+):
+    url, seen = proxy
+    person = sim.user("吴", started=True)
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", url)
+    async with bot_for(sim, backend) as bot:
+        await bot.send_message(person.id, "via the environment's proxy")
+        await bot.send_message(person.id, "and again")
+    assert sum(target.endswith("/sendMessage") for target in seen) == 2
+    seen.clear()
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    async with bot_for(sim, backend) as bot:
+        await bot.send_message(person.id, "straight to the host")
+    assert sim.last(person).text == "straight to the host"
+    assert seen == []
+
+
 async def test_a_socks_proxy_is_refused_up_front():
     with pytest.raises(ValueError, match="socks5"):
         AiohttpRequest(proxy="socks5://127.0.0.1:1080")
