@@ -37,7 +37,7 @@ from bot.domain.policy import Named
 from bot.i18n import LANGUAGE_NAMES, LANGUAGES, N_, Translator, translator
 from handlers.common import answer_quietly, error_text, t_for
 from handlers.render import STAGE_NAMES, STATE_NAMES, RenderContext, escape, next_deadline
-from storage.db import to_db
+from storage.db import UnitOfWork, to_db
 
 logger = logging.getLogger(__name__)
 
@@ -279,12 +279,16 @@ async def choose_language(update: Update, context: Context) -> None:
     assert context.user_data is not None
     context.user_data["lang"] = code
     svc = context.services
-    async with svc.db.unit_of_work() as uow:
+    params = (code, to_db(svc.clock.now()), update.effective_user.id)
+
+    async def body(uow: UnitOfWork) -> None:
         await uow.execute(
             "UPDATE users SET language = ?, language_chosen = 1, updated_at = ? WHERE id = ?",
-            (code, to_db(svc.clock.now()), update.effective_user.id),
+            params,
         )
         await uow.commit()
+
+    await svc.db.run(body)
     t = translator(code)
     await answer_quietly(query)
     await query.edit_message_text(

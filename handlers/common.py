@@ -13,7 +13,7 @@ from bot import services
 from bot.app import Context, update_label
 from bot.domain import errors
 from bot.i18n import Translator, language_for, translator
-from storage.db import to_db
+from storage.db import UnitOfWork, to_db
 from storage.directory import Profile, upsert_user
 
 logger = logging.getLogger(__name__)
@@ -71,21 +71,22 @@ async def remember_user(update: Update, context: Context) -> None:
         return
     svc = context.services
     chosen = context.user_data.get("lang") if context.user_data is not None else None
-    async with svc.db.unit_of_work() as uow:
-        await upsert_user(
-            uow,
-            Profile(
-                user.id,
-                user.first_name,
-                user.last_name,
-                user.username,
-                chosen or language_for(user.language_code),
-            ),
-            to_db(svc.clock.now()) or 0,
-        )
+    profile = Profile(
+        user.id,
+        user.first_name,
+        user.last_name,
+        user.username,
+        chosen or language_for(user.language_code),
+    )
+    now_db = to_db(svc.clock.now()) or 0
+
+    async def body(uow: UnitOfWork) -> None:
+        await upsert_user(uow, profile, now_db)
         # Writing to us means the bot is no longer blocked.
-        await uow.execute("UPDATE users SET is_blocked = 0 WHERE id = ?", (user.id,))
+        await uow.execute("UPDATE users SET is_blocked = 0 WHERE id = ?", (profile.user_id,))
         await uow.commit()
+
+    await svc.db.run(body)
     known.add(user.id)
 
 

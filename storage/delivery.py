@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from storage.db import Database
+from storage.db import Database, UnitOfWork
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ async def mark_sent(
     now_db: int,
 ) -> None:
     """Record a delivery (and where a card now lives)."""
-    async with db.unit_of_work() as uow:
+    async def body(uow: UnitOfWork) -> None:
         await uow.execute(
             "UPDATE outbox SET state = 'sent', sent_at = ?, chat_id = ?, message_id = ?,"
             " attempts = attempts + 1, error = NULL WHERE id = ? AND state = 'pending'",
@@ -106,6 +106,8 @@ async def mark_sent(
             )
         await uow.commit()
 
+    await db.run(body)
+
 
 async def mark_sent_together(
     db: Database,
@@ -118,7 +120,7 @@ async def mark_sent_together(
     if len(messages) == 1:
         await mark_sent(db, messages[0], chat_id, message_id, now_db)
         return
-    async with db.unit_of_work() as uow:
+    async def body(uow: UnitOfWork) -> None:
         await uow.execute_many(
             "UPDATE outbox SET state = 'sent', sent_at = ?, chat_id = ?, message_id = ?,"
             " attempts = attempts + 1, error = NULL WHERE id = ? AND state = 'pending'",
@@ -126,12 +128,14 @@ async def mark_sent_together(
         )
         await uow.commit()
 
+    await db.run(body)
+
 
 async def mark_superseded(db: Database, ids: list[int], now_db: int) -> None:
     """Card refreshes made redundant by a later refresh of the same card."""
     if not ids:
         return
-    async with db.unit_of_work() as uow:
+    async def body(uow: UnitOfWork) -> None:
         await uow.execute_many(
             "UPDATE outbox SET state = 'sent', sent_at = ?, error = 'superseded'"
             " WHERE id = ? AND state = 'pending'",
@@ -139,10 +143,12 @@ async def mark_superseded(db: Database, ids: list[int], now_db: int) -> None:
         )
         await uow.commit()
 
+    await db.run(body)
+
 
 async def mark_retry(db: Database, message_id: int, next_db: int, error: str) -> None:
     """Try again later."""
-    async with db.unit_of_work() as uow:
+    async def body(uow: UnitOfWork) -> None:
         await uow.execute(
             "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, error = ?"
             " WHERE id = ? AND state = 'pending'",
@@ -150,10 +156,12 @@ async def mark_retry(db: Database, message_id: int, next_db: int, error: str) ->
         )
         await uow.commit()
 
+    await db.run(body)
+
 
 async def mark_failed(db: Database, message_id: int, error: str) -> None:
     """Give up on a row; staff see it (and `wenzheng doctor` lists it)."""
-    async with db.unit_of_work() as uow:
+    async def body(uow: UnitOfWork) -> None:
         await uow.execute(
             "UPDATE outbox SET state = 'failed', attempts = attempts + 1, error = ?"
             " WHERE id = ? AND state = 'pending'",
@@ -161,17 +169,21 @@ async def mark_failed(db: Database, message_id: int, error: str) -> None:
         )
         await uow.commit()
 
+    await db.run(body)
+
 
 async def mark_user_blocked(db: Database, user_id: int, blocked: bool = True) -> None:
     """The user blocked the bot (or wrote again after unblocking it)."""
-    async with db.unit_of_work() as uow:
+    async def body(uow: UnitOfWork) -> None:
         await uow.execute("UPDATE users SET is_blocked = ? WHERE id = ?", (int(blocked), user_id))
         await uow.commit()
+
+    await db.run(body)
 
 
 async def migrate_chat(db: Database, old_chat_id: int, new_chat_id: int) -> None:
     """A group became a supergroup: its binding and cards follow the new id."""
-    async with db.unit_of_work() as uow:
+    async def body(uow: UnitOfWork) -> None:
         await uow.execute(
             "UPDATE chat_bindings SET chat_id = ? WHERE chat_id = ?", (new_chat_id, old_chat_id)
         )
@@ -179,9 +191,13 @@ async def migrate_chat(db: Database, old_chat_id: int, new_chat_id: int) -> None
         await uow.execute("DELETE FROM cards WHERE chat_id = ?", (old_chat_id,))
         await uow.commit()
 
+    await db.run(body)
+
 
 async def drop_card(db: Database, card_key: str) -> None:
     """Forget a card whose message is gone, so the next refresh posts it anew."""
-    async with db.unit_of_work() as uow:
+    async def body(uow: UnitOfWork) -> None:
         await uow.execute("DELETE FROM cards WHERE card_key = ?", (card_key,))
         await uow.commit()
+
+    await db.run(body)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from storage.db import Database
+from storage.db import Database, UnitOfWork
 
 
 async def load_conversations(db: Database, name: str) -> dict[str, Any]:
@@ -16,7 +16,7 @@ async def load_conversations(db: Database, name: str) -> dict[str, Any]:
 
 async def save_conversation(db: Database, name: str, key: str, state: Any, now_db: int) -> None:
     """Store (or, with state None, forget) one conversation's state."""
-    async with db.unit_of_work() as uow:
+    async def body(uow: UnitOfWork) -> None:
         if state is None:
             await uow.execute("DELETE FROM conversations WHERE name = ? AND key = ?", (name, key))
         else:
@@ -27,6 +27,8 @@ async def save_conversation(db: Database, name: str, key: str, state: Any, now_d
                 (name, key, json.dumps(state), now_db),
             )
         await uow.commit()
+
+    await db.run(body)
 
 
 async def load_user_sessions(db: Database) -> dict[int, dict[str, Any]]:
@@ -39,7 +41,9 @@ async def save_user_session(
     db: Database, user_id: int, data: dict[str, Any] | None, now_db: int
 ) -> None:
     """Store (or, with None, drop) one user's session data."""
-    async with db.unit_of_work() as uow:
+    encoded = None if data is None else json.dumps(data, ensure_ascii=False, default=str)
+
+    async def body(uow: UnitOfWork) -> None:
         if data is None:
             await uow.execute("DELETE FROM user_sessions WHERE user_id = ?", (user_id,))
         else:
@@ -47,6 +51,8 @@ async def save_user_session(
                 "INSERT INTO user_sessions(user_id, data, updated_at) VALUES (?, ?, ?)"
                 " ON CONFLICT(user_id) DO UPDATE SET data = excluded.data,"
                 " updated_at = excluded.updated_at",
-                (user_id, json.dumps(data, ensure_ascii=False, default=str), now_db),
+                (user_id, encoded, now_db),
             )
         await uow.commit()
+
+    await db.run(body)
