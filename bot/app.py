@@ -8,7 +8,7 @@ import os
 import signal
 from typing import Any
 
-from telegram import BotCommand, BotCommandScopeAllPrivateChats, Update
+from telegram import BotCommand, BotCommandScopeAllPrivateChats, InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
 from telegram.ext import (
     Application,
@@ -55,6 +55,8 @@ class BotData:
         self.services: Services | None = None
         self.sender: OutboxSender | None = None
         self.known_users: set[int] = set()
+        # Keyboards that depend only on the policy and a language, built once each.
+        self.keyboards: dict[tuple[str, str], InlineKeyboardMarkup] = {}
         self.throttle = Throttle()
         self.tasks: list[asyncio.Task[Any]] = []
         self.stop_event = asyncio.Event()

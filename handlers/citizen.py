@@ -35,7 +35,7 @@ from bot.domain import errors
 from bot.domain.case import Case
 from bot.domain.policy import Named
 from bot.i18n import LANGUAGE_NAMES, LANGUAGES, N_, Translator, translator
-from handlers.common import answer_quietly, error_text, t_for
+from handlers.common import FixedKeyboard, answer_quietly, error_text, fixed_keyboard, t_for
 from handlers.render import STAGE_NAMES, STATE_NAMES, RenderContext, escape, next_deadline
 from storage.db import UnitOfWork, to_db
 
@@ -101,25 +101,33 @@ def _grid(
 def category_keyboard(context: Context, t: Translator) -> InlineKeyboardMarkup:
     """One button per category of the policy."""
     policy = context.services.policy
-    buttons = [
-        InlineKeyboardButton(c.name_in(t.language), callback_data=f"f:c:{c.code}")
-        for c in policy.categories.values()
-    ]
-    return InlineKeyboardMarkup(
-        [*_grid(buttons), [InlineKeyboardButton(t.gettext("Cancel"), callback_data="f:x")]]
-    )
+
+    def build() -> FixedKeyboard:
+        buttons = [
+            InlineKeyboardButton(c.name_in(t.language), callback_data=f"f:c:{c.code}")
+            for c in policy.categories.values()
+        ]
+        return FixedKeyboard(
+            [*_grid(buttons), [InlineKeyboardButton(t.gettext("Cancel"), callback_data="f:x")]]
+        )
+
+    return fixed_keyboard(context, "categories", t.language, build)
 
 
 def district_keyboard(context: Context, t: Translator) -> InlineKeyboardMarkup:
     """One button per district of the policy."""
     policy = context.services.policy
-    buttons = [
-        InlineKeyboardButton(d.name_in(t.language), callback_data=f"f:d:{d.code}")
-        for d in policy.districts.values()
-    ]
-    return InlineKeyboardMarkup(
-        [*_grid(buttons), [InlineKeyboardButton(t.gettext("Cancel"), callback_data="f:x")]]
-    )
+
+    def build() -> FixedKeyboard:
+        buttons = [
+            InlineKeyboardButton(d.name_in(t.language), callback_data=f"f:d:{d.code}")
+            for d in policy.districts.values()
+        ]
+        return FixedKeyboard(
+            [*_grid(buttons), [InlineKeyboardButton(t.gettext("Cancel"), callback_data="f:x")]]
+        )
+
+    return fixed_keyboard(context, "districts", t.language, build)
 
 
 def attachment_of(message: Message) -> services.Attachment | None:

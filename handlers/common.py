@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from telegram import CallbackQuery, Update
+from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ChatType
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ApplicationHandlerStop
@@ -58,6 +60,35 @@ async def throttle(update: Update, context: Context) -> None:
             logger.info("update %s: could not tell user %s about the throttle",
                         update.update_id, user.id)
     raise ApplicationHandlerStop
+
+
+class FixedKeyboard(InlineKeyboardMarkup):
+    """An inline keyboard built once and sent many times: its JSON form is kept.
+
+    PTB turns a keyboard into a dict on every call, button by button; the category
+    keyboard of every filing cost more than the filing's own database work."""
+
+    __slots__ = ("_as_dict",)
+
+    def __init__(self, rows: Sequence[Sequence[InlineKeyboardButton]]) -> None:
+        super().__init__(rows)
+        with self._unfrozen():
+            self._as_dict = super().to_dict()
+
+    def to_dict(self, recursive: bool = True) -> dict[str, Any]:
+        """The keyboard as the Bot API takes it (a fresh outer dict: callers may add keys)."""
+        return dict(self._as_dict)
+
+
+def fixed_keyboard(
+    context: Context, kind: str, language: str, build: Callable[[], FixedKeyboard]
+) -> InlineKeyboardMarkup:
+    """The application's keyboard of this kind in this language, built on first use."""
+    keyboards = context.bot_data.keyboards
+    keyboard = keyboards.get((kind, language))
+    if keyboard is None:
+        keyboard = keyboards[(kind, language)] = build()
+    return keyboard
 
 
 async def remember_user(update: Update, context: Context) -> None:
