@@ -35,7 +35,16 @@ from bot.domain import errors
 from bot.domain.case import Case
 from bot.domain.policy import Named
 from bot.i18n import LANGUAGE_NAMES, LANGUAGES, N_, Translator, translator
-from handlers.common import FixedKeyboard, answer_quietly, error_text, fixed_keyboard, t_for
+from handlers.common import (
+    FixedKeyboard,
+    answer_quietly,
+    drop_keyboard,
+    edit_text,
+    error_text,
+    fixed_keyboard,
+    send_text,
+    t_for,
+)
 from handlers.render import STAGE_NAMES, STATE_NAMES, RenderContext, escape, next_deadline
 from storage.db import UnitOfWork, to_db
 
@@ -349,13 +358,13 @@ async def on_private_text(update: Update, context: Context) -> int:
         await say(update, context, error_text(t, problem))
         return ConversationHandler.END
     context.user_data["draft"] = {"attachments": [], "text": text.strip(), "quick": True}
-    await say(
-        update,
+    await send_text(
         context,
+        message.chat_id,
         t.gettext(
             "I can file this as a message to the city. What is it about? Please choose a category."
         ),
-        reply_markup=category_keyboard(context, t),
+        category_keyboard(context, t),
     )
     return Filing.CATEGORY
 
@@ -413,11 +422,7 @@ async def _take_choice(
         return True
     text = confirmation.format(name=html.escape(choices[code].name_in(t.language)))
     question, keyboard = then if then is not None else ("", None)
-    await query.edit_message_text(
-        f"{text}\n\n{question}" if question else text,
-        parse_mode=ParseMode.HTML,
-        reply_markup=keyboard,
-    )
+    await edit_text(context, query, f"{text}\n\n{question}" if question else text, keyboard)
     return True
 
 
@@ -658,7 +663,7 @@ async def show_summary(update: Update, context: Context, *, in_place: bool = Fal
         )
     )
     lines += ["", escape(draft.get("text"), 2000)]
-    keyboard = InlineKeyboardMarkup(
+    keyboard = fixed_keyboard(context, "summary", t.language, lambda: FixedKeyboard(
         [
             [InlineKeyboardButton("✅ " + g("Submit"), callback_data="f:ok")],
             [
@@ -666,13 +671,11 @@ async def show_summary(update: Update, context: Context, *, in_place: bool = Fal
                 InlineKeyboardButton("✖️ " + g("Cancel"), callback_data="f:x"),
             ],
         ]
-    )
+    ))
     if in_place and update.callback_query is not None:
-        await update.callback_query.edit_message_text(
-            "\n".join(lines), parse_mode=ParseMode.HTML, reply_markup=keyboard
-        )
-    else:
-        await say(update, context, "\n".join(lines), reply_markup=keyboard)
+        await edit_text(context, update.callback_query, "\n".join(lines), keyboard)
+    elif update.effective_chat is not None:
+        await send_text(context, update.effective_chat.id, "\n".join(lines), keyboard)
     return Filing.CONFIRM
 
 
@@ -772,7 +775,7 @@ async def submit(update: Update, context: Context) -> int:
         return Filing.CONFIRM
     context.user_data.pop("draft", None)
     await answer_quietly(query, t.gettext("Submitted."))
-    await query.edit_message_reply_markup(None)
+    await drop_keyboard(context, query)
     return ConversationHandler.END
 
 
