@@ -3,6 +3,7 @@ restart, so a citizen halfway through /new never has to start over."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from copy import deepcopy
 from typing import Any
@@ -34,6 +35,12 @@ class SqlitePersistence(BasePersistence[dict[str, Any], dict[str, Any], dict[str
         self._db = db
         self._clock = clock
         self._conversations: dict[str, ConversationDict] = {}
+        # PTB calls update_* once per changed user and conversation, side by side; they
+        # are written together, one transaction per round instead of one per call.
+        self._pending_conversations: dict[tuple[str, str], object | None] = {}
+        self._pending_users: dict[int, dict[str, Any] | None] = {}
+        self._round: asyncio.Future[None] | None = None
+        self._writing: set[asyncio.Task[None]] = set()  # held, so none is collected mid-way
 
     def _now(self) -> int:
         return to_db(self._clock.now()) or 0
@@ -72,17 +79,47 @@ class SqlitePersistence(BasePersistence[dict[str, Any], dict[str, Any], dict[str
             known.pop(key, None)
         else:
             known[key] = new_state
-        await sessions.save_conversation(
-            self._db, name, json.dumps(list(key)), new_state, self._now()
-        )
+        await self._write(conversation=(name, json.dumps(list(key)), new_state))
 
     async def update_user_data(self, user_id: int, data: dict[str, Any]) -> None:
         """Store a user's data."""
-        await sessions.save_user_session(self._db, user_id, data, self._now())
+        await self._write(user=(user_id, data))
 
     async def drop_user_data(self, user_id: int) -> None:
         """Forget a user's data."""
-        await sessions.save_user_session(self._db, user_id, None, self._now())
+        await self._write(user=(user_id, None))
+
+    async def _write(
+        self,
+        conversation: tuple[str, str, object | None] | None = None,
+        user: tuple[int, dict[str, Any] | None] | None = None,
+    ) -> None:
+        """Queue a write for this round; return once the round's transaction committed."""
+        if conversation is not None:
+            name, key, state = conversation
+            self._pending_conversations[(name, key)] = state
+        if user is not None:
+            self._pending_users[user[0]] = user[1]
+        if self._round is None:
+            loop = asyncio.get_running_loop()
+            self._round = loop.create_future()
+            # Runs after the other update_* calls PTB started together with this one
+            # have queued theirs (their first steps are already scheduled).
+            loop.call_soon(self._start_round)
+        await asyncio.shield(self._round)
+
+    def _start_round(self) -> None:
+        round_, self._round = self._round, None
+        conversations = [(n, k, s) for (n, k), s in self._pending_conversations.items()]
+        users = list(self._pending_users.items())
+        self._pending_conversations, self._pending_users = {}, {}
+        assert round_ is not None
+        task = asyncio.ensure_future(
+            sessions.save_sessions(self._db, conversations, users, self._now())
+        )
+        self._writing.add(task)
+        task.add_done_callback(self._writing.discard)
+        task.add_done_callback(lambda done: _settle(round_, done))
 
     async def update_chat_data(self, chat_id: int, data: dict[str, Any]) -> None:
         """Chat data is not stored."""
@@ -107,3 +144,14 @@ class SqlitePersistence(BasePersistence[dict[str, Any], dict[str, Any], dict[str
 
     async def flush(self) -> None:
         """Every update was written when it happened; nothing is buffered."""
+
+
+def _settle(round_: asyncio.Future[None], done: asyncio.Future[None]) -> None:
+    """Pass the round's outcome to everyone waiting for it."""
+    if done.cancelled():
+        round_.cancel()
+    elif done.exception() is not None:
+        round_.set_exception(done.exception())  # type: ignore[arg-type]
+        round_.exception()  # retrieved here; each waiter re-raises it
+    else:
+        round_.set_result(None)
