@@ -191,11 +191,14 @@ class AiohttpRequest(BaseRequest):
             for name, (filename, content, mimetype) in files.items():
                 form.add_field(name, content, filename=filename, content_type=mimetype)
             body = form
-        try:
-            async with asyncio.timeout(waiting):
-                await pool.acquire()
-        except TimeoutError as error:
-            raise TimedOut(POOL_TIMEOUT_MESSAGE) from error
+        if pool.locked():  # every connection busy: wait, but not for ever
+            try:
+                async with asyncio.timeout(waiting):
+                    await pool.acquire()
+            except TimeoutError as error:
+                raise TimedOut(POOL_TIMEOUT_MESSAGE) from error
+        else:
+            await pool.acquire()  # returns at once, without a timer to set and cancel
         proxy, proxy_auth = self._proxy_for(url)
         try:
             timeout = aiohttp.ClientTimeout(

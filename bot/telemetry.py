@@ -113,6 +113,8 @@ class Telemetry:
         )
         self.registry.register(_SendsCollector(sender))
         self._started: dict[int, float] = {}
+        self._counters: dict[str, Any] = {}  # the updates counter's child per update type
+        self._timers: dict[str, Any] = {}  # the handler histogram's child per update type
 
     def observe_sweep(self, seconds: float, sweep: str = "deadline") -> None:
         """Record how long one sweep took (called by the scheduler's jobs)."""
@@ -127,13 +129,21 @@ class Telemetry:
         if len(self._started) > 10_000:
             self._started.clear()  # updates stopped early never reach the end; don't hoard
         self._started[id(update)] = time.perf_counter()
-        self.updates.labels(update_type(update)).inc()
+        kind = update_type(update)
+        counter = self._counters.get(kind)
+        if counter is None:  # `labels()` takes a lock and checks its values every time
+            counter = self._counters[kind] = self.updates.labels(kind)
+        counter.inc()
 
     async def update_finished(self, update: object, _context: object) -> None:
         """Last handler of every update: observe how long the handlers took."""
         started = self._started.pop(id(update), None)
         if started is not None:
-            self.handler_seconds.labels(update_type(update)).observe(time.perf_counter() - started)
+            kind = update_type(update)
+            timer = self._timers.get(kind)
+            if timer is None:
+                timer = self._timers[kind] = self.handler_seconds.labels(kind)
+            timer.observe(time.perf_counter() - started)
 
     async def refresh(self, db: Reader, now: datetime) -> None:
         """Read the figures that live in the database into the gauges (at scrape time)."""
