@@ -29,6 +29,7 @@ from telegram.error import (
 )
 from telegram.ext import AIORateLimiter
 
+from bot import quiet
 from bot.clock import Clock
 from bot.domain.policy import Policy
 from bot.i18n import translator
@@ -391,12 +392,8 @@ class OutboxSender:
         if row.card_key:
             existing = await delivery.card_message(self.db, row.card_key)
             if existing is not None and existing[0] == chat_id:
-                await self.bot.edit_message_text(
-                    rendered.text,
-                    chat_id=chat_id,
-                    message_id=existing[1],
-                    parse_mode="HTML",
-                    reply_markup=rendered.keyboard,
+                await quiet.edit_html(
+                    self.bot, chat_id, existing[1], rendered.text, rendered.keyboard
                 )
                 return existing[1]
         if rendered.photos:
@@ -412,12 +409,10 @@ class OutboxSender:
                 reply_markup=rendered.keyboard,
             )
             return message.message_id
-        message = await self.bot.send_message(
-            chat_id, rendered.text, parse_mode="HTML", reply_markup=rendered.keyboard
-        )
+        message_id = await quiet.send_html(self.bot, chat_id, rendered.text, rendered.keyboard)
         for attachment in rendered.attachments:
             await self._send_attachment(chat_id, attachment)
-        return message.message_id
+        return message_id
 
     async def _send_with_photo(self, chat_id: int, rendered: Rendered) -> int | None:
         """A report: the chart with the text as its caption (or the text first when too

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.constants import ChatType, ParseMode
+from telegram.constants import ChatType
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ApplicationHandlerStop
-from telegram.warnings import PTBUserWarning
 
-from bot import services
+from bot import quiet, services
 from bot.app import Context, update_label
 from bot.domain import errors
 from bot.i18n import Translator, language_for, translator
@@ -64,26 +62,11 @@ async def throttle(update: Update, context: Context) -> None:
     raise ApplicationHandlerStop
 
 
-# PTB's typed methods turn every answer into a Message (keyboard and all); the steps of a
-# filing never read that answer, and in a burst the parsing was a tenth of the bot's CPU.
-# `do_api_request` returns the answer as it came, and warns that a typed method exists.
-QUIET_ENDPOINTS = ("send_message", "edit_message_text", "edit_message_reply_markup")
-warnings.filterwarnings(
-    "ignore",
-    message=r"Please use 'Bot\.({})' instead".format("|".join(QUIET_ENDPOINTS)),
-    category=PTBUserWarning,
-)
-
-
 async def send_text(
     context: Context, chat_id: int, text: str, keyboard: InlineKeyboardMarkup | None = None
 ) -> int:
     """Send an HTML message whose answer is not needed beyond its id; returns the id."""
-    fields: dict[str, Any] = {"chat_id": chat_id, "text": text, "parse_mode": ParseMode.HTML}
-    if keyboard is not None:
-        fields["reply_markup"] = keyboard
-    sent = await context.bot.do_api_request("send_message", api_kwargs=fields)
-    return int(sent["message_id"])
+    return await quiet.send_html(context.bot, chat_id, text, keyboard)
 
 
 async def edit_text(
@@ -93,23 +76,14 @@ async def edit_text(
     """Replace the text (and buttons) of the message a button was pressed on."""
     message = query.message
     assert message is not None, "our buttons are never on inline messages"
-    fields: dict[str, Any] = {
-        "chat_id": message.chat.id, "message_id": message.message_id, "text": text,
-        "parse_mode": ParseMode.HTML,
-    }
-    if keyboard is not None:
-        fields["reply_markup"] = keyboard
-    await context.bot.do_api_request("edit_message_text", api_kwargs=fields)
+    await quiet.edit_html(context.bot, message.chat.id, message.message_id, text, keyboard)
 
 
 async def drop_keyboard(context: Context, query: CallbackQuery) -> None:
     """Take the buttons off the message a button was pressed on."""
     message = query.message
     assert message is not None, "our buttons are never on inline messages"
-    await context.bot.do_api_request(
-        "edit_message_reply_markup",
-        api_kwargs={"chat_id": message.chat.id, "message_id": message.message_id},
-    )
+    await quiet.drop_keyboard(context.bot, message.chat.id, message.message_id)
 
 
 class FixedKeyboard(InlineKeyboardMarkup):
