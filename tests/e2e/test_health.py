@@ -139,7 +139,13 @@ async def test_sweeps_and_reports_recorded_by_the_jobs_show_in_the_metrics(
         async with session.get(f"{base}/metrics") as response:
             return samples(await response.text())
 
-    before = await scrape()  # the jobs may have recorded their start-up runs already
+    # The start-up sweep records itself once; on a loaded machine it may run late, so
+    # wait for it rather than let it land between the two scrapes.
+    for _ in range(200):
+        before = await scrape()
+        if before.get((count, deadline), 0) >= 1:
+            break
+        await asyncio.sleep(0.05)
     telemetry = telemetry_of(harness.app)
     telemetry.observe_sweep(0.2, sweep="deadline")
     telemetry.count_report("weekly")
