@@ -252,10 +252,9 @@ async def build_report(
     """
     if figures_only:
         return await _figures_only(db, period, now, unit, track)
-    # The queries wait on the reader's thread side by side, and while one runs (SQLite
-    # lets go of the GIL while it steps) another's rows are turned into facts here; at
-    # a million cases there is about as much SQL as Python in this. gather, not a task
-    # group: a failure comes out as itself.
+    # The queries wait on the reader's thread one after another, and while one runs
+    # (SQLite lets go of the GIL while it steps) another's rows are turned into facts
+    # here: at a million cases there is about as much SQL as Python in this.
     previous = (
         build_report(
             db,
@@ -270,12 +269,21 @@ async def build_report(
         if compare and period.kind == "weekly"
         else None
     )
-    facts, counts, overdue, before = await asyncio.gather(
-        store.period_facts(db, period.start, period.end),
+    # The period's facts are queued on the reader first; their rows become figures and
+    # rows here while the reader runs the other queries (the units' aggregates, the
+    # backlog, the week before), which are only needed at the end. gather, not a task
+    # group: a failure comes out as itself.
+    facts_loading = store.period_facts(db, period.start, period.end)
+    others = asyncio.gather(
         store.unit_counts(db, period.start, period.end, now),
         _overdue(db, now, unit, track),
         previous if previous is not None else _nothing(),
     )
+    try:
+        facts = await facts_loading
+    except BaseException:
+        others.cancel()
+        raise
     details = facts.details
 
     def keep(number: str, unit_code: str) -> bool:
@@ -301,6 +309,10 @@ async def build_report(
     stored_now = to_db(now)
     assert stored_now is not None
     sign, reply_stage, resolve = (on_time_rate(by_stage[stage], stored_now) for stage in STAGES)
+    reply = reply_rate(f for _, f in cases)
+    satisfaction = satisfaction_rate(r for _, r in ratings)
+    rows = _rows(cases, stages, ratings, details, stored_now)
+    counts, overdue, before = await others
 
     # Per-unit figures: the SQL aggregates (held equal to the §6 functions by a test).
     units: list[UnitFigures] = []
@@ -328,17 +340,17 @@ async def build_report(
         by_track=dict(by_track.most_common()),
         by_category=dict(by_category.most_common()),
         by_unit=dict(by_unit.most_common()),
-        reply=reply_rate(f for _, f in cases),
+        reply=reply,
         sign=sign,
         reply_stage=reply_stage,
         resolve=resolve,
         on_time=_all_stages(sign, reply_stage, resolve),
-        satisfaction=satisfaction_rate(r for _, r in ratings),
+        satisfaction=satisfaction,
         units=units,
         ranking=ranking,
         backlog=dict(backlog.most_common()),
         overdue=sorted(overdue, key=lambda o: (-o.days, o.number))[:LONGEST_OVERDUE],
-        rows=_rows(cases, stages, ratings, details, stored_now),
+        rows=rows,
     )
     report.extra["overdue_total"] = len({o.number for o in overdue})
     if track is not None:

@@ -9,6 +9,7 @@ cases, in three queries that each walk the period's index. Both follow
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
@@ -116,9 +117,13 @@ async def period_totals(
 ) -> PeriodTotals:
     """The headline counts of [start, end) as of `now`, in three aggregate queries."""
     params = {**_window(start, end, now), "unit": unit, "track": track}
-    cases = await db.fetch_one(TOTAL_CASES_SQL, params)
-    stages = await db.fetch_one(TOTAL_STAGES_SQL, params)
-    ratings = await db.fetch_one(TOTAL_RATINGS_SQL, params)
+    # Queued together: the reader runs them one after another without waiting for this
+    # coroutine's turn on a busy event loop in between.
+    cases, stages, ratings = await asyncio.gather(
+        db.fetch_one(TOTAL_CASES_SQL, params),
+        db.fetch_one(TOTAL_STAGES_SQL, params),
+        db.fetch_one(TOTAL_RATINGS_SQL, params),
+    )
     assert cases is not None and stages is not None and ratings is not None
     c, s, r = ([v or 0 for v in row] for row in (cases, stages, ratings))
     return PeriodTotals(
@@ -163,21 +168,22 @@ async def unit_counts(
     """Per-unit figures of the period [start, end), as of `now`."""
     params = _window(start, end, now)
     empty = Rate(0, 0)
+    # Queued together, as in `period_totals`.
+    stage_rows, reply_rows, satisfaction_rows = await asyncio.gather(
+        db.fetch_all(UNIT_STAGES_SQL, params),
+        db.fetch_all(UNIT_REPLY_SQL, params),
+        db.fetch_all(UNIT_SATISFACTION_SQL, {"start": params["start"], "end": params["end"]}),
+    )
     stages: dict[str, tuple[int, Rate, Rate, Rate]] = {}
-    for row in await db.fetch_all(UNIT_STAGES_SQL, params):
+    for row in stage_rows:
         stages[row[0]] = (
             row[1],
             Rate(row[2] or 0, row[3] or 0),
             Rate(row[4] or 0, row[5] or 0),
             Rate(row[6] or 0, row[7] or 0),
         )
-    replies = {r[0]: Rate(r[1] or 0, r[2] or 0) for r in await db.fetch_all(UNIT_REPLY_SQL, params)}
-    satisfaction = {
-        r[0]: Rate(r[1] or 0, r[2] or 0)
-        for r in await db.fetch_all(
-            UNIT_SATISFACTION_SQL, {"start": params["start"], "end": params["end"]}
-        )
-    }
+    replies = {r[0]: Rate(r[1] or 0, r[2] or 0) for r in reply_rows}
+    satisfaction = {r[0]: Rate(r[1] or 0, r[2] or 0) for r in satisfaction_rows}
     result: dict[str, UnitCounts] = {}
     for unit in sorted(set(stages) | set(replies) | set(satisfaction)):
         cases, sign, reply_stage, resolve = stages.get(unit, (0, empty, empty, empty))
@@ -256,15 +262,27 @@ def _detail(number: str, r: Row, at: int) -> CaseDetail:
     return CaseDetail(number, r[at] or "", r[at + 1] or "", r[at + 2], r[at + 3], r[at + 4])
 
 
-async def period_facts(db: Database, start: datetime, end: datetime) -> PeriodFacts:
-    """Load the facts of a period, for the figures and the XLSX."""
+def period_facts(db: Database, start: datetime, end: datetime) -> Awaitable[PeriodFacts]:
+    """Load the facts of a period, for the figures and the XLSX.
+
+    The three queries are queued on the reader by this call, before the caller's next
+    queries: the reader's thread runs the next query (SQLite lets go of the GIL while it
+    steps) while this one's rows become facts, and a report turns the facts into figures
+    while the reader runs its other queries.
+    """
     params = {"start": to_db(start), "end": to_db(end)}
-    # All three queued at once: the reader's thread runs the next query (SQLite lets go
-    # of the GIL while it steps) while this one's rows become facts here.
     cases_rows, stage_rows, rating_rows = (
         asyncio.ensure_future(db.fetch_all(sql, params))
         for sql in (PERIOD_CASES_SQL, PERIOD_STAGES_SQL, PERIOD_RATINGS_SQL)
     )
+    return _period_facts(cases_rows, stage_rows, rating_rows)
+
+
+async def _period_facts(
+    cases_rows: Awaitable[list[Row]],
+    stage_rows: Awaitable[list[Row]],
+    rating_rows: Awaitable[list[Row]],
+) -> PeriodFacts:
     cases: list[tuple[str, CaseFact]] = []
     details: dict[str, CaseDetail] = {}
     for r in await cases_rows:
