@@ -20,6 +20,7 @@ from bot.domain.policy import Track
 from handlers.common import answer_quietly, error_text, t_for
 from handlers.prompts import ask_for_text
 from handlers.render import TRACK_CODES, TRACK_NAMES
+from storage import directory
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ async def _number(context: Context, case_id: int) -> str | None:
     return str(row[0]) if row else None
 
 
-def unit_picker(
+async def unit_picker(
     context: Context,
     language: str,
     select: str,
@@ -40,13 +41,19 @@ def unit_picker(
     page: int,
     exclude: tuple[str, ...] = (),
 ) -> InlineKeyboardMarkup:
-    """A page of unit buttons (data `select:CODE`), with ◀ ▶ (data `pages:N`)."""
-    units = [u for u in context.services.policy.units.values() if u.code not in exclude]
+    """A page of unit buttons (data `select:CODE`), with ◀ ▶ (data `pages:N`).
+
+    The units a case can go to now: the policy's in its order, then those an admin added
+    at run time; disabled ones are left out."""
+    policy = context.services.policy
+    active = dict(await directory.active_units(context.services.db))
+    named = [(code, unit.name_in(language)) for code, unit in policy.units.items()
+             if code in active]
+    named += [(code, name) for code, name in active.items() if code not in policy.units]
+    units = [(code, name) for code, name in named if code not in exclude]
     chunk = units[page * PAGE : (page + 1) * PAGE]
-    rows = [
-        [InlineKeyboardButton(u.name_in(language), callback_data=f"{select}:{u.code}")]
-        for u in chunk
-    ]
+    rows = [[InlineKeyboardButton(name, callback_data=f"{select}:{code}")]
+            for code, name in chunk]
     nav: list[InlineKeyboardButton] = []
     if page > 0:
         nav.append(InlineKeyboardButton("◀", callback_data=f"{pages}:{page - 1}"))
@@ -190,12 +197,16 @@ async def show_picker(update: Update, context: Context, m: re.Match[str], number
             ]
         )
     elif verb == "u":
-        keyboard = unit_picker(context, t.language, f"d:a:{cid}", f"d:u:{cid}", _page(m["arg"]))
+        keyboard = await unit_picker(
+            context, t.language, f"d:a:{cid}", f"d:u:{cid}", _page(m["arg"])
+        )
     elif verb == "cp":
-        keyboard = unit_picker(context, t.language, f"d:ca:{cid}", f"d:cp:{cid}", _page(m["arg"]))
+        keyboard = await unit_picker(
+            context, t.language, f"d:ca:{cid}", f"d:cp:{cid}", _page(m["arg"])
+        )
     else:  # "ru": reassign after a return, excluding the unit that returned it
         old, _, page = (m["arg"] or "").partition(":")
-        keyboard = unit_picker(
+        keyboard = await unit_picker(
             context,
             t.language,
             f"d:ra:{cid}:{old}",

@@ -147,3 +147,11 @@ async def unit_names(db: Reader) -> dict[str, str]:
     """Every unit's current name (admins may add and rename units at run time)."""
     rows = await db.fetch_all("SELECT code, name FROM units")
     return {str(r[0]): str(r[1]) for r in rows}
+
+
+async def active_units(db: Reader) -> list[tuple[str, str]]:
+    """Every unit a case can go to now, as (code, stored name), oldest first."""
+    rows = await db.fetch_all(
+        "SELECT code, name FROM units WHERE is_active ORDER BY created_at, code"
+    )
+    return [(str(r[0]), str(r[1])) for r in rows]

@@ -306,3 +306,32 @@ async def test_todo_search_and_the_staff_case_view(world: World):
     await world.h.sim.idle()
     assert not [m for m in world.h.sim.sent(world.desk)
                 if "zhangsan_citizen" in m.text and m.message_id > view.message_id]
+
+
+async def test_the_unit_picker_offers_units_added_at_run_time_and_not_disabled_ones(world):
+    svc = world.h.svc
+    await services.save_unit(svc, None, "XFJ", "市信访局", create=True, system=True)
+    await services.set_unit_active(svc, None, "ZJJ", False, system=True)
+    number = await file(world)
+    card = await world.card(world.desk, number)
+    await world.press(world.dispatcher, world.desk, card, z("Routine"))
+    card = await world.card(world.desk, number, z("Track"))
+    await world.press(world.dispatcher, world.desk, card, z("Other unit…"))
+    picker = await world.h.sim.wait_for(
+        world.desk, lambda m: any("▶" in r for r in m.buttons), since=world.last_press)
+    offered: list[str] = []
+    while True:
+        offered += [button for row in picker.buttons for button in row if button not in "◀▶"]
+        if not any("▶" in row for row in picker.buttons):
+            break
+        await world.press(world.dispatcher, world.desk, picker, "▶")
+        picker = await world.h.sim.wait_for(
+            world.desk, lambda m, p=picker: m.message_id == p.message_id, since=world.last_press)
+    policy = world.h.policy
+    assert "市信访局" in offered
+    assert policy.units["ZJJ"].name not in offered
+    assert len(offered) == len(policy.units)  # every other policy unit, and the new one
+    await world.press(world.dispatcher, world.desk, picker, "市信访局")
+    assert await world.h.count(
+        "SELECT count(*) FROM assignments a JOIN cases c ON c.id = a.case_id"
+        " WHERE c.number = ? AND a.unit_code = 'XFJ'", number) == 1
