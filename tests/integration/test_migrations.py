@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
+
+import pytest
+
 from storage.db import Database, migrations
 
 
@@ -67,4 +71,44 @@ async def test_a_unit_of_work_without_commit_rolls_back(tmp_path):
     async with db.unit_of_work() as uow:
         await uow.execute("INSERT INTO counters(name, value) VALUES ('x', 1)")
     assert await db.fetch_one("SELECT * FROM counters") is None
+    await db.close()
+
+
+async def test_the_outbox_rebuild_keeps_its_rows_and_still_refuses_unknown_values(tmp_path):
+    path = tmp_path / "a.db"
+    # A file as version 2 left it, with a delivered and a pending outbox row.
+    old = sqlite3.connect(path, isolation_level=None)
+    for version, _, sql in migrations()[:2]:
+        old.executescript(f"BEGIN;\n{sql}\nPRAGMA user_version = {version};\nCOMMIT;")
+    old.executemany(
+        "INSERT INTO outbox(recipient_kind, recipient_ref, message_key, params, state,"
+        " next_attempt_at, created_at, message_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [("unit", "U1", "unit.overdue", '{"number": "A1"}', "sent", 5, 4, 77),
+         ("dispatch", None, "card.desk", '{"case_id": 1}', "pending", 9, 8, None)],
+    )
+    before = old.execute("SELECT * FROM outbox ORDER BY id").fetchall()
+    old.close()
+
+    db = Database(path)
+    assert 3 in await db.connect()
+    after = await db.fetch_all("SELECT * FROM outbox ORDER BY id")
+    assert [tuple(row) for row in after] == before
+    pending = await db.fetch_all("SELECT id FROM outbox WHERE state = 'pending'")
+    assert [row[0] for row in pending] == [2]
+    refused = [
+        ("nobody", "pending"),  # no such recipient kind
+        ("unit", "lost"),  # no such state
+    ]
+    for kind, state in refused:
+        with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+            async with db.unit_of_work() as uow:
+                await uow.execute(
+                    "INSERT INTO outbox(recipient_kind, message_key, state, next_attempt_at,"
+                    " created_at) VALUES (?, 'k', ?, 1, 1)",
+                    (kind, state),
+                )
+    rows = await db.fetch_all("SELECT name FROM sqlite_master WHERE type = 'index'")
+    indexes = {row[0] for row in rows}
+    assert {"outbox_pending", "outbox_by_case", "outbox_pending_by_recipient"} <= indexes
+    assert "events_by_kind" not in indexes
     await db.close()
