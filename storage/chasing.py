@@ -19,7 +19,7 @@ from bot.domain.case import Assignment, AssignmentRole, AssignmentState, CaseSta
 from bot.domain.chasing import ChasedCase
 from bot.domain.notifications import OutboxMessage
 from bot.domain.policy import Track
-from storage.db import Database, Reader, UnitOfWork, from_db, to_db
+from storage.db import Database, Reader, UnitOfWork, from_db, to_db, to_json
 from storage.outbox import enqueue_rows
 
 logger = logging.getLogger(__name__)
@@ -48,8 +48,9 @@ LIMIT ?
 
 _CLOSED = (CaseState.CLOSED.value, CaseState.REJECTED.value)
 _TRACKS = {track.value: track for track in Track}
-# One encoder for the whole sweep: json.dumps with options builds a new one every call.
-_JSON = json.JSONEncoder(ensure_ascii=False, default=str)
+# A dict lookup is several times cheaper than calling the enum, row after row.
+_ROLES = {role.value: role for role in AssignmentRole}
+_STATES = {state.value: state for state in AssignmentState}
 
 
 @dataclass(frozen=True)
@@ -86,9 +87,9 @@ async def due_for_chasing(
         try:
             assignment = Assignment(
                 unit_code=r[2],
-                role=AssignmentRole(r[3]),
+                role=_ROLES[r[3]],
                 round=r[4],
-                state=AssignmentState(r[5]),
+                state=_STATES[r[5]],
                 assigned_at=from_db(r[6]),  # type: ignore[arg-type]
                 sign_due=from_db(r[7]),
                 reply_due=from_db(r[8]),  # type: ignore[arg-type]
@@ -100,7 +101,7 @@ async def due_for_chasing(
                 chase_fired=json.loads(r[14]),
                 id=r[0],
             )
-        except ValueError:
+        except (KeyError, ValueError):
             # A damaged row (a hand edit): skipped and left due, the sweep goes on.
             logger.exception("deadline sweep: assignment %s of case %s skipped", r[0], r[15])
             continue
@@ -110,7 +111,8 @@ async def due_for_chasing(
             entry = cases[r[1]] = (case, [])
         entry[1].append(assignment)
     for _, assignments in cases.values():
-        assignments.sort(key=lambda a: a.id or 0)
+        if len(assignments) > 1:
+            assignments.sort(key=lambda a: a.id or 0)
     return list(cases.values())
 
 
@@ -133,7 +135,7 @@ async def record_chase(uow: UnitOfWork, record: ChaseRecord, now: datetime) -> N
         "UPDATE assignments SET next_check_at = ?, chase_fired = coalesce(?, chase_fired)"
         " WHERE id = ?",
         [
-            (to_db(a.next_check_at), _JSON.encode(a.chase_fired) if changed else None, a.id)
+            (to_db(a.next_check_at), to_json(a.chase_fired) if changed else None, a.id)
             for a, changed in record.checked
         ],
     )
@@ -160,7 +162,7 @@ async def record_chase(uow: UnitOfWork, record: ChaseRecord, now: datetime) -> N
                 event.actor.user_id,
                 event.actor.role.value,
                 event.unit_code,
-                _JSON.encode(event.details),
+                to_json(event.details),
             )
             for index, (case_id, event, _) in enumerate(record.events)
         ],

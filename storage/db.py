@@ -8,6 +8,7 @@ connection for queries, which WAL lets run beside the writer.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import sqlite3
@@ -38,6 +39,29 @@ def to_db(moment: datetime | None) -> int | None:
         raise ValueError("naive datetimes are never stored")
     delta = moment - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _json_writer() -> Callable[[Any], str]:
+    """`json.dumps(value, ensure_ascii=False, default=str)`, with its encoder built once.
+
+    `JSONEncoder.encode` builds a new C encoder for every value; the deadline sweep
+    encodes thousands of small dicts at once, and building the encoder was most of each
+    call. Without the C accelerator (other Pythons), the plain encoder.
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover - CPython has it
+        return json.JSONEncoder(ensure_ascii=False, default=str).encode
+    # The arguments JSONEncoder passes for these options (no circular-reference check:
+    # what is stored is plain data).
+    encode = make(None, str, json.encoder.encode_basestring, None, ": ", ", ", False, False, True)
+
+    def to_json(value: Any) -> str:
+        return "".join(encode(value, 0))
+
+    return to_json
+
+
+to_json = _json_writer()
 
 
 def from_db(value: int | None) -> datetime | None:

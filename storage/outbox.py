@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
 from bot.domain.notifications import OutboxMessage
-from storage.db import UnitOfWork
-
-# json.dumps with options builds a new encoder on every call; the sweep writes thousands.
-_JSON = json.JSONEncoder(ensure_ascii=False, default=str)
+from storage.db import UnitOfWork, to_json
 
 
 async def enqueue(
@@ -41,7 +36,7 @@ async def enqueue_rows(
                 m.recipient_kind,
                 m.recipient_ref,
                 m.key,
-                _JSON.encode(m.params),
+                to_json(m.params),
                 m.card_key,
                 now_db,
                 now_db,

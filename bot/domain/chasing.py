@@ -309,13 +309,21 @@ class ChasedCase:
     is_open: bool
 
 
-def _fired_after(fired: list[str], step: ChaseStep) -> None:
-    """Record a step's key. An overdue notice replaces the stage's earlier ones: planning
-    only reads the latest, so the list stays short however long a case stays overdue."""
-    if step.kind == "overdue":
-        prefix = f"{step.stage}:overdue:"
-        fired[:] = [key for key in fired if not key.startswith(prefix)]
-    fired.append(step.key)
+def _fired_after(fired: list[str], steps: list[ChaseStep]) -> list[str]:
+    """The fired keys once `steps` are taken. An overdue notice replaces the stage's
+    earlier ones: planning only reads the latest, so the list stays short however long a
+    case stays overdue."""
+    renewed = [f"{step.stage}:overdue:" for step in steps if step.kind == "overdue"]
+    if renewed:
+        prefixes = tuple(renewed)
+        fired = [key for key in fired if not key.startswith(prefixes)]
+    else:
+        fired = list(fired)
+    fired.extend(step.key for step in steps)
+    return fired
+
+
+_SYSTEM = Actor.system()
 
 
 def chase_assignment(
@@ -343,6 +351,9 @@ def chase_assignment(
     stages = assignment.open_stage_deadlines()
     if assignment.paused_at is not None:
         stages.pop("resolve", None)  # waiting for the citizen: the clock is stopped
+    # The calendar is asked in the stored deadlines' zone: comparing and hashing moments
+    # of one fixed zone is several times cheaper than of the policy's zone.
+    utc_now = now.astimezone(UTC)
     steps, next_check = plan_chase(
         stages=stages,
         assigned_at=assignment.assigned_at,
@@ -350,27 +361,25 @@ def chase_assignment(
         track=policy.track(case.track),
         chasing=policy.chasing,
         calendar=calendar,
-        now=now,
+        now=utc_now,
     )
     events: list[Event] = []
-    system = Actor.system()
+    if steps:
+        assignment.chase_fired = _fired_after(assignment.chase_fired, steps)
+    role = assignment.role.value
+    unit = assignment.unit_code
     for step in steps:
-        _fired_after(assignment.chase_fired, step)
-        details = {
-            "stage": step.stage,
-            "due": step.due.isoformat(),
-            "role": assignment.role.value,
-        }
+        details = {"stage": step.stage, "due": step.due.isoformat(), "role": role}
         if step.kind == "reminder":
-            events.append(Event("ReminderSent", now, system, assignment.unit_code, details))
+            events.append(Event("ReminderSent", now, _SYSTEM, unit, details))
         elif step.kind == "overdue":
-            days = calendar.working_days_between(step.due, now)
+            days = calendar.working_days_between(step.due, utc_now)
             events.append(
                 Event(
                     "OverdueNoticeSent",
                     now,
-                    system,
-                    assignment.unit_code,
+                    _SYSTEM,
+                    unit,
                     {"days_overdue": round(days, 1), **details},
                 )
             )
@@ -379,8 +388,8 @@ def chase_assignment(
                 Event(
                     "CaseEscalated",
                     now,
-                    system,
-                    assignment.unit_code,
+                    _SYSTEM,
+                    unit,
                     {"level": step.kind, "reason": "overdue", **details},
                 )
             )
