@@ -1018,6 +1018,18 @@ class _Chase:
         return steps, min(upcoming) if upcoming else None, max(looks)
 
 
+def _fired_keys(steps: list[tuple[int, str, str, str, int]]) -> list[str]:
+    """The fired keys the sweep leaves after taking `steps` in order: each overdue notice
+    replaces its stage's earlier ones (bot.domain.chasing._fired_after)."""
+    fired: list[str] = []
+    for _at, key, kind, stage, _due in steps:
+        if kind == "overdue":
+            prefix = f"{stage}:overdue:"
+            fired = [k for k in fired if not k.startswith(prefix)]
+        fired.append(key)
+    return fired
+
+
 def _chase_open(connection: sqlite3.Connection, policy: Policy, plan: FillPlan,
                 open_: list[OpenAssignment]) -> tuple[int, int]:
     """Give every active assignment the chase state the sweep would have left it in.
@@ -1043,7 +1055,7 @@ def _chase_open(connection: sqlite3.Connection, policy: Policy, plan: FillPlan,
         if rank < plan.due:
             steps = [step for step in steps if step[0] < last]  # the last look is pending
             following = last
-        updates.append((following, json.dumps([step[1] for step in steps]), assignment_id))
+        updates.append((following, json.dumps(_fired_keys(steps)), assignment_id))
         for at, _key, kind, stage, due in steps:
             common = (("stage", stage), ("due", datetime.fromtimestamp(due / US, UTC).isoformat()),
                       ("role", role))
