@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from bot.clock import Clock
+from bot.collector import cycle_collector_paused
 from bot.domain import errors
 from bot.domain.case import Actor, Assignment, Case, Event, RejectReason, Role, check_text
 from bot.domain.chasing import SweepCalendar, chase_assignment
@@ -884,7 +885,9 @@ async def chase_due(svc: Services, limit: int = 500) -> int:
         await uow.commit()
         return len(events), len(checked)
 
-    taken, looked_at = await svc.db.run(transaction)
+    # A thousand assignments with their events and messages, all alive until the commit.
+    with cycle_collector_paused():
+        taken, looked_at = await svc.db.run(transaction)
     if taken:
         logger.info("deadline sweep: %d step(s) over %d assignment(s)", taken, looked_at)
     return taken
