@@ -655,6 +655,10 @@ def chart_labels(
     }
 
 
+# Paused while the chart and the XLSX are made too, the collector next runs with the
+# report's objects behind it (freed by reference counting once the report is sent)
+# instead of walking them while the chart is drawn.
+@cycle_collector_paused()
 def chart_png(
     report: Report, t: Translator, policy: Policy, names: dict[str, str] | None = None
 ) -> bytes:
@@ -771,6 +775,7 @@ XLSX_COLUMNS = (
 )
 
 
+@cycle_collector_paused()
 def xlsx_bytes(report: Report, policy: Policy, names: dict[str, str] | None = None) -> bytes:
     """The cases behind the figures, one row each, and the units' figures."""
     cases: list[Sequence[Any]] = [XLSX_COLUMNS, *report.rows]
