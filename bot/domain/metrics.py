@@ -78,12 +78,12 @@ def on_time_rate(stages: Iterable[StageFact], now: Moment) -> Rate:
     """
     on_time: list[str] = []
     behind: list[str] = []
-    for fact in stages:
-        outcome = stage_outcome(fact.due, fact.done_at, fact.withdrawn, now)
+    for number, _unit, _stage, due, done_at, withdrawn in stages:
+        outcome = stage_outcome(due, done_at, withdrawn, now)
         if outcome in (Outcome.ON_TIME, Outcome.LATE, Outcome.MISSED):
-            behind.append(fact.number)
+            behind.append(number)
             if outcome == Outcome.ON_TIME:
-                on_time.append(fact.number)
+                on_time.append(number)
     return Rate(len(on_time), len(behind), tuple(on_time), tuple(behind))
 
 
