@@ -26,8 +26,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from telegram import Update
-from telegram.ext import Application, ApplicationBuilder, MessageHandler, TypeHandler, filters
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.constants import ParseMode
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    ContextTypes,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
 
 from bot.http import BACKENDS, Backend, use_backend
 
@@ -84,8 +93,8 @@ def echo_application(args: argparse.Namespace) -> Application[Any, Any, Any, Any
 
 
 async def start_echo(args: argparse.Namespace, watch: Stopwatch) -> Any:
-    """Start the echo bot; returns a coroutine function that stops it."""
-    app = echo_application(args)
+    """Start the echo (or flow) bot; returns a coroutine function that stops it."""
+    app = echo_application(args) if args.kind == "echo" else flow_application(args)
     watch.install(app)
     await app.initialize()
     await app.start()
@@ -99,6 +108,90 @@ async def start_echo(args: argparse.Namespace, watch: Stopwatch) -> Any:
         await app.shutdown()
 
     return stop
+
+
+def flow_application(args: argparse.Namespace) -> Application[Any, Any, Any, Any, Any, Any]:
+    """The framework's ceiling for a quick filing: a bare PTB bot making the same Bot API
+    calls with the same texts and keyboards as Wenzheng's quick filing (the category and
+    district questions, the summary, "filed as …" and the desk's card), with PTB's typed
+    methods and its own concurrent processing (16, as Wenzheng), and nothing else: no
+    database, no persistence, no outbox, no checks."""
+    from bot.config import EXAMPLE_POLICY, load_policy
+    from bot.i18n import translator
+
+    policy = load_policy(EXAMPLE_POLICY)
+    language = "zh_Hans"
+    g = translator(language).gettext
+    desk = int(json.loads(args.setup)["chats"]["dispatch"]) if args.setup else 0
+
+    def grid(buttons: list[InlineKeyboardButton]) -> InlineKeyboardMarkup:
+        rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
+        return InlineKeyboardMarkup([*rows, [InlineKeyboardButton(g("Cancel"),
+                                                                  callback_data="f:x")]])
+
+    categories = grid([InlineKeyboardButton(c.name_in(language), callback_data=f"f:c:{c.code}")
+                       for c in policy.categories.values()])
+    districts = grid([InlineKeyboardButton(d.name_in(language), callback_data=f"f:d:{d.code}")
+                      for d in policy.districts.values()])
+    summary = InlineKeyboardMarkup([
+        [InlineKeyboardButton("✅ " + g("Submit"), callback_data="f:ok")],
+        [InlineKeyboardButton("✏️ " + g("Edit"), callback_data="f:e"),
+         InlineKeyboardButton("✖️ " + g("Cancel"), callback_data="f:x")],
+    ])
+    card = InlineKeyboardMarkup([[InlineKeyboardButton(g("Routine"), callback_data="d:t:1:r"),
+                                  InlineKeyboardButton(g("Coordinated"), callback_data="d:t:1:c")],
+                                 [InlineKeyboardButton(g("Other unit…"), callback_data="d:u:1:0")]])
+    drafts: dict[int, dict[str, str]] = {}
+    numbers = iter(range(1, 1_000_000))
+
+    async def text(update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        assert message is not None and message.text is not None
+        drafts[message.chat_id] = {"text": message.text}
+        await message.reply_text(
+            g("I can file this as a message to the city. What is it about? Please choose a "
+              "category."), reply_markup=categories)
+
+    async def button(update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.callback_query
+        assert query is not None and query.data is not None and query.message is not None
+        draft = drafts.setdefault(query.message.chat.id, {})
+        if query.data.startswith("f:c:"):
+            draft["category"] = query.data[4:]
+            await query.answer()
+            name = policy.categories[draft["category"]].name_in(language)
+            await query.edit_message_text(
+                g("Category: {name}").format(name=name) + "\n\n"
+                + g("Where is it? Please choose the district."),
+                parse_mode=ParseMode.HTML, reply_markup=districts)
+        elif query.data.startswith("f:d:"):
+            draft["district"] = query.data[4:]
+            await query.answer()
+            lines = ["<b>" + g("Please check your message") + "</b>", "",
+                     g("Category") + ": " + policy.categories[draft["category"]].name_in(language),
+                     g("District") + ": " + policy.districts[draft["district"]].name_in(language),
+                     "", draft.get("text", "")]
+            await query.edit_message_text("\n".join(lines), parse_mode=ParseMode.HTML,
+                                          reply_markup=summary)
+        elif query.data == "f:ok":
+            number = f"{policy.case_prefix}2026-{next(numbers):06d}"
+            await query.answer(g("Submitted."))
+            await query.edit_message_reply_markup(None)
+            await query.message.chat.send_message(
+                "✅ " + g("Your message has been filed as <b>{number}</b>.").format(
+                    number=number), parse_mode=ParseMode.HTML)
+            if desk:
+                await query.get_bot().send_message(
+                    desk, f"<b>{number}</b>\n{draft.get('text', '')}",
+                    parse_mode=ParseMode.HTML, reply_markup=card)
+            drafts.pop(query.message.chat.id, None)
+
+    builder = ApplicationBuilder().token(args.token).base_url(args.base_url)
+    builder = use_backend(builder.base_file_url(args.file_url), args.backend)
+    app = builder.concurrent_updates(16).build()
+    app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, text))
+    app.add_handler(CallbackQueryHandler(button))
+    return app
 
 
 async def start_wenzheng(args: argparse.Namespace, watch: Stopwatch) -> Any:
@@ -196,13 +289,13 @@ async def main(args: argparse.Namespace) -> None:
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--kind", choices=("wenzheng", "echo"), required=True)
+    parser.add_argument("--kind", choices=("wenzheng", "echo", "flow"), required=True)
     parser.add_argument("--token", required=True)
     parser.add_argument("--base-url", required=True)
     parser.add_argument("--file-url", required=True)
     parser.add_argument("--backend", choices=BACKENDS, default="httpx")
     parser.add_argument("--db", help="SQLite file (wenzheng)")
-    parser.add_argument("--setup", help="JSON: chats to bind, units to add (wenzheng)")
+    parser.add_argument("--setup", help="JSON: chats to bind, units to add (wenzheng, flow)")
     parser.add_argument("--profile", help="write a cProfile of the measured window here")
     return parser.parse_args(argv)
 

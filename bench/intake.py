@@ -176,8 +176,10 @@ async def run_wenzheng(
     profile: Path | None,
     root: Path = ROOT,
     tag: str = "",
-) -> tuple[Side, Check, Path]:
-    """The real bot filing one case for each of `people` first-time citizens."""
+    kind: str = "wenzheng",
+) -> tuple[Side, Check | None, Path]:
+    """The real bot filing one case for each of `people` first-time citizens (or, with
+    kind "flow", a bare PTB bot making the same calls and storing nothing)."""
     policy = load_policy(EXAMPLE_POLICY)
     g = translator(LANGUAGE).gettext
     categories = list(policy.categories.values())
@@ -186,13 +188,14 @@ async def run_wenzheng(
     desk = sim.group("市民留言分办中心")
     db = workdir / f"intake-{backend}{tag}.db"
     bot = BotProcess(
-        sim, "wenzheng", backend, db=db, setup={"chats": {"dispatch": desk.id}},
-        profile=profile, log=workdir / f"wenzheng-{backend}{tag}.log", root=root,
+        sim, kind, backend, db=db if kind == "wenzheng" else None,
+        setup={"chats": {"dispatch": desk.id}},
+        profile=profile, log=workdir / f"{kind}-{backend}{tag}.log", root=root,
     )
     try:
         await bot.start()
         users = [
-            sim.user(f"市民{k}", username=f"citizen_{backend}{tag}_{k}") for k in range(people)
+            sim.user(f"市民{k}", username=f"{kind}_{backend}{tag}_{k}") for k in range(people)
         ]
         await bot.go()
         started, driver_cpu = time.perf_counter(), time.process_time()
@@ -229,8 +232,9 @@ async def run_wenzheng(
         figures = await bot.stop()
     finally:
         await bot.kill()
-    check = check_database(db, [u.id for u in users], numbers)
-    side = Side("Wenzheng", backend, people, wall, figures, waits, stalled, driver_cpu)
+    check = check_database(db, [u.id for u in users], numbers) if kind == "wenzheng" else None
+    label = "Wenzheng" if kind == "wenzheng" else "same calls, bare PTB"
+    side = Side(label, backend, people, wall, figures, waits, stalled, driver_cpu)
     return side, check, db
 
 
@@ -275,6 +279,22 @@ CALLBACK_PATIENCE_S = 15.0  # Telegram drops a callback query not answered by th
 def late(waits: list[float]) -> int:
     """Button presses answered later than Telegram would wait."""
     return sum(1 for wait in waits if wait > CALLBACK_PATIENCE_S)
+
+
+def flow_rows(section: str, ours: Side, flow: Side, echo: Side) -> list[Row]:
+    """Wenzheng against the same Bot API calls made by a bare PTB bot (the framework's
+    ceiling for this flow), and that bot against the echo bot."""
+    bare = flow.label
+    return [
+        Row(section, "updates/s, the same calls", ours.updates_per_s, flow.updates_per_s,
+            right_label=bare, ratio=ratio(ours.updates_per_s, flow.updates_per_s)),
+        Row(section, "bot CPU ms/update, the same calls", ours.bot.cpu_ms_per_update,
+            flow.bot.cpu_ms_per_update, right_label=bare, digits=2,
+            ratio=ratio(ours.bot.cpu_ms_per_update, flow.bot.cpu_ms_per_update)),
+        Row(section, "updates/s: the same calls vs echo", flow.updates_per_s,
+            echo.updates_per_s, left_label=bare,
+            ratio=ratio(flow.updates_per_s, echo.updates_per_s)),
+    ]
 
 
 def rows_for(section: str, ours: Side, echo: Side, check: Check) -> list[Row]:
@@ -337,6 +357,7 @@ async def measure(
                 old, old_check, _ = await run_wenzheng(
                     sim, people, backend, workdir, None, before, "-before"
                 )
+                assert old_check is not None
                 rows += rows_for(f"intake before ({backend})", old, echo, old_check)
                 data["runs"][f"{backend} before"] = {
                     "wenzheng": {"updates_per_s": old.updates_per_s, "wall_s": old.wall_s,
@@ -346,8 +367,11 @@ async def measure(
                     "check": asdict(old_check),
                 }
             ours, check, _ = await run_wenzheng(sim, people, backend, workdir, profile)
+            assert check is not None
+            flow, _, _ = await run_wenzheng(sim, people, backend, workdir, None, kind="flow")
             section = "intake" if len(backends) == 1 else f"intake ({backend})"
             rows += rows_for(section, ours, echo, check)
+            rows += flow_rows(section, ours, flow, echo)
             data["runs"][backend] = {
                 "wenzheng": {
                     **{k: v for k, v in asdict(ours).items() if k != "press_waits_s"},
@@ -359,6 +383,10 @@ async def measure(
                     "presses_after_15_s": late(ours.press_waits_s),
                 },
                 "echo": {**asdict(echo), "updates_per_s": echo.updates_per_s},
+                "same_calls": {
+                    **{k: v for k, v in asdict(flow).items() if k != "press_waits_s"},
+                    "updates_per_s": flow.updates_per_s,
+                },
                 "check": {**asdict(check), "exactly_once": check.exactly_once},
             }
     return rows, data
