@@ -120,6 +120,7 @@ async def mark_sent_together(
     if len(messages) == 1:
         await mark_sent(db, messages[0], chat_id, message_id, now_db)
         return
+
     async def body(uow: UnitOfWork) -> None:
         await uow.execute_many(
             "UPDATE outbox SET state = 'sent', sent_at = ?, chat_id = ?, message_id = ?,"

@@ -94,13 +94,17 @@ async def test_notifications_arrive_in_order_through_5xx_timeouts_429s_and_drops
         assert deliveries.missing == [], deliveries.missing[:10]
 
         # In order per chat: each recipient's rows went out in the order they were written
-        # (a row waits for the one before it, even through its retries).
-        rows = query(database, "SELECT chat_id, message_id FROM outbox WHERE state = 'sent'"
-                               " AND card_key IS NULL AND message_id IS NOT NULL ORDER BY id")
-        last: dict[int, int] = {}
-        for chat_id, message_id in rows:
-            assert message_id > last.get(chat_id, 0), f"out of order in chat {chat_id}"
-            last[chat_id] = message_id
+        # (a row waits for the one before it, even through its retries). Rows a group got
+        # together as one digest share its message id; no others may.
+        rows = query(database, "SELECT chat_id, message_id, sent_at FROM outbox"
+                               " WHERE state = 'sent' AND card_key IS NULL"
+                               " AND message_id IS NOT NULL ORDER BY id")
+        last: dict[int, tuple[int, int]] = {}
+        for chat_id, message_id, sent_at in rows:
+            before, before_at = last.get(chat_id, (0, 0))
+            assert message_id > before or (message_id == before and sent_at == before_at
+                                           and chat_id < 0), f"out of order in chat {chat_id}"
+            last[chat_id] = (message_id, sent_at)
         for person in crowd:  # as the citizen reads them: "filed as …" before the answer
             texts = [m.text for m in sim.sent(person)]
             told = [i for i, text in enumerate(texts) if people.filed.search(text)]
