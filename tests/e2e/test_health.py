@@ -195,7 +195,8 @@ async def test_the_start_up_sweeps_show_in_the_metrics(harness: Harness, web):
     for _ in range(100):
         async with session.get(f"{base}/metrics") as response:
             values = samples(await response.text())
-        if ("wenzheng_sweep_seconds_count", (("sweep", "callback"),)) in values:
+        if all(("wenzheng_sweep_seconds_count", (("sweep", kind),)) in values
+               for kind in ("deadline", "callback")):
             break
         await asyncio.sleep(0.05)
     assert values[("wenzheng_sweep_seconds_count", (("sweep", "deadline"),))] >= 1
