@@ -7,6 +7,7 @@ import html
 import logging
 import re
 import warnings
+from collections.abc import Iterable
 from enum import IntEnum
 from typing import Any
 
@@ -107,36 +108,32 @@ def _grid(
     return [buttons[i : i + columns] for i in range(0, len(buttons), columns)]
 
 
-def category_keyboard(context: Context, t: Translator) -> InlineKeyboardMarkup:
-    """One button per category of the policy."""
-    policy = context.services.policy
+def _choices(
+    context: Context, t: Translator, kind: str, prefix: str, items: Iterable[Named]
+) -> InlineKeyboardMarkup:
+    """One button per item (data `prefix` + code), two a row, then Cancel; built once per
+    language."""
 
     def build() -> FixedKeyboard:
         buttons = [
-            InlineKeyboardButton(c.name_in(t.language), callback_data=f"f:c:{c.code}")
-            for c in policy.categories.values()
+            InlineKeyboardButton(item.name_in(t.language), callback_data=f"{prefix}{item.code}")
+            for item in items
         ]
         return FixedKeyboard(
             [*_grid(buttons), [InlineKeyboardButton(t.gettext("Cancel"), callback_data="f:x")]]
         )
 
-    return fixed_keyboard(context, "categories", t.language, build)
+    return fixed_keyboard(context, kind, t.language, build)
+
+
+def category_keyboard(context: Context, t: Translator) -> InlineKeyboardMarkup:
+    """One button per category of the policy."""
+    return _choices(context, t, "categories", "f:c:", context.services.policy.categories.values())
 
 
 def district_keyboard(context: Context, t: Translator) -> InlineKeyboardMarkup:
     """One button per district of the policy."""
-    policy = context.services.policy
-
-    def build() -> FixedKeyboard:
-        buttons = [
-            InlineKeyboardButton(d.name_in(t.language), callback_data=f"f:d:{d.code}")
-            for d in policy.districts.values()
-        ]
-        return FixedKeyboard(
-            [*_grid(buttons), [InlineKeyboardButton(t.gettext("Cancel"), callback_data="f:x")]]
-        )
-
-    return fixed_keyboard(context, "districts", t.language, build)
+    return _choices(context, t, "districts", "f:d:", context.services.policy.districts.values())
 
 
 def attachment_of(message: Message) -> services.Attachment | None:
