@@ -115,16 +115,18 @@ async def harness(tmp_path: Path, policy: Policy, clock: FrozenClock) -> AsyncIt
 
 
 @asynccontextmanager
-async def running_harness(tmp_path: Path, policy: Policy,
-                          clock: FrozenClock) -> AsyncIterator[Harness]:
-    """The `harness` fixture's bot, for tests that keep one bot across many examples.
+async def running_harness(tmp_path: Path, policy: Policy, clock: FrozenClock,
+                          *, rate_limit: bool = True) -> AsyncIterator[Harness]:
+    """The `harness` fixture's bot, for tests that keep one bot across many examples, or
+    stop and start it themselves (`rate_limit=False`: no client flood limits, for suites
+    that send hundreds of notices to a simulator that has none).
 
     On leaving, the scenario's privacy check runs (tests/privacy.py) and fails it on a leak.
     """
     async with BotApiSimulator(seed=11) as sim:
         settings = Settings(token=sim.token, api_base_url=sim.base_url,
                             file_base_url=sim.file_base_url, admins=(1000,),
-                            database=tmp_path / "bot.db")
+                            database=tmp_path / "bot.db", rate_limit=rate_limit)
         db = Database(settings.database)
         await db.connect()
         app = bot_app.create_application(settings, policy=policy, clock=clock, db=db,
@@ -141,7 +143,8 @@ async def running_harness(tmp_path: Path, policy: Policy,
         finally:
             root.removeHandler(h.log)
             root.setLevel(level)
-            await bot_app.stop(h.app)
+            if h.app.running:  # a test may have stopped it itself
+                await bot_app.stop(h.app)
             if h.check_privacy:
                 leaks = await h.privacy_leaks()
             await h.db.close()

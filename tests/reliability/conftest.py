@@ -25,14 +25,14 @@ import pytest
 from bot import app as bot_app
 from bot import services
 from bot.clock import Clock, FrozenClock
-from bot.config import EXAMPLE_POLICY, Settings, load_policy
+from bot.config import EXAMPLE_POLICY, load_policy
 from bot.domain.policy import Policy
 from bot.i18n import translator
 from sandbox import BotApiSimulator, NoCallbackAnswer, SentMessage, SimChat, SimUser
 from sandbox.errors import SimulatorError, WaitTimeout
 from storage.db import Database
 from tests.conftest import PEOPLE
-from tests.e2e.conftest import Harness
+from tests.e2e.conftest import Harness, running_harness
 
 ROOT = Path(__file__).resolve().parents[2]
 NUMBER = re.compile(r"[A-Z]{1,6}\d{4}-\d{6}")
@@ -233,22 +233,8 @@ async def clock_harness(tmp_path: Path, policy: Policy,
     """The bot in this process (as tests/e2e's `harness`) on a frozen clock, without client
     flood limits (the simulator has none): for suites that move time or stop and start the
     bot themselves, and send hundreds of notices."""
-    async with BotApiSimulator(seed=11) as sim:
-        settings = Settings(token=sim.token, api_base_url=sim.base_url,
-                            file_base_url=sim.file_base_url, admins=(PEOPLE.admin,),
-                            database=tmp_path / "bot.db", rate_limit=False)
-        db = Database(settings.database)
-        await db.connect()
-        app = bot_app.create_application(settings, policy=policy, clock=clock, db=db,
-                                         persistence_interval=0.1)
-        await bot_app.start(app, poll_timeout=1)
-        h = Harness(sim, app, db, clock, settings.database, settings, policy)
-        try:
-            yield h
-        finally:
-            if h.app.running:
-                await bot_app.stop(h.app)
-            await h.db.close()
+    async with running_harness(tmp_path, policy, clock, rate_limit=False) as h:
+        yield h
 
 
 async def stop_bot(h: Harness) -> None:
