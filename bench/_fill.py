@@ -888,7 +888,7 @@ def _insert_rows(connection: sqlite3.Connection, rows: Rows, counts: dict[str, i
 
 
 class _Chase:
-    """The deadline sweep's plan (bot.domain.chasing.plan_chase) in integer microseconds.
+    """The deadline sweep's plan (`bot.domain.chasing.Chaser`), simplified.
 
     Same steps, keys and next checks: a reminder at `reminder_at` of each open stage's
     window, a look at each deadline, an overdue notice on the first working morning (or

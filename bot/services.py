@@ -18,8 +18,8 @@ from typing import Any, TypeVar
 from bot.clock import Clock
 from bot.collector import cycle_collector_paused
 from bot.domain import errors
-from bot.domain.case import Actor, Assignment, Case, Event, RejectReason, Role, check_text
-from bot.domain.chasing import SweepCalendar, chase_assignment
+from bot.domain.case import Actor, Case, Event, RejectReason, Role, check_text
+from bot.domain.chasing import Chaser
 from bot.domain.notifications import OutboxMessage, chasing_messages, messages_for
 from bot.domain.permissions import ALLOWED, Action, staff_role_for
 from bot.domain.policy import Policy
@@ -854,25 +854,22 @@ async def chase_due(svc: Services, limit: int = 500) -> int:
     and skipped (it stays due) without stopping the sweep.
     """
     now = svc.clock.now()
-    policy = svc.policy
-    calendar = SweepCalendar(policy.calendar)
+    chaser = Chaser(svc.policy, now)
 
     async def transaction(uow: UnitOfWork) -> tuple[int, int]:
         due = await chasing_store.due_for_chasing(uow, now, limit)
-        checked: list[tuple[Assignment, bool]] = []
+        checked: list[tuple[int, int | None, list[str] | None]] = []
         escalated: dict[int, str] = {}
         events: list[tuple[int, Event, list[OutboxMessage]]] = []
         for case, assignments in due:
             try:
-                planned = [
-                    (a, chase_assignment(a, case, policy, calendar, now)) for a in assignments
-                ]
+                outcomes = [(a.id, chaser.chase(a, case)) for a in assignments]
             except Exception:
                 logger.exception("deadline sweep: case %s skipped", case.number)
                 continue
             units: list[str] | None = None
-            for assignment, steps in planned:
-                checked.append((assignment, bool(steps)))
+            for assignment_id, (steps, fired, next_check) in outcomes:
+                checked.append((assignment_id, next_check, fired))
                 for event in steps:
                     if event.kind == "CaseEscalated":
                         escalated[case.id] = event.details["level"]

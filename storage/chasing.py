@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.domain.case import Assignment, AssignmentRole, AssignmentState, CaseState, Event
-from bot.domain.chasing import ChasedCase
+from bot.domain.case import AssignmentRole, AssignmentState, CaseState, Event
+from bot.domain.chasing import ChasedAssignment, ChasedCase
 from bot.domain.notifications import OutboxMessage
 from bot.domain.policy import Track
 from storage.db import Database, Reader, UnitOfWork, from_db, to_db, to_json
@@ -33,12 +33,13 @@ ORDER BY a.next_check_at
 LIMIT ?
 """
 
-# The same selection with what planning needs, and nothing else.
+# The same selection with what planning needs, and nothing else: the assignment's
+# columns in `ChasedAssignment`'s order, then its case's.
 DUE_FOR_CHASING_SQL = """
-SELECT a.id, a.case_id, a.unit_code, a.role, a.round, a.state, a.assigned_at,
+SELECT a.id, a.unit_code, a.role, a.round, a.state, a.assigned_at,
        a.sign_due, a.reply_due, a.resolve_due, a.signed_at, a.replied_at, a.resolved_at,
        a.paused_at, a.chase_fired,
-       c.number, c.track, c.state, c.round
+       a.case_id, c.number, c.track, c.state, c.round
 FROM assignments a INDEXED BY assignments_due
 JOIN cases c ON c.id = a.case_id
 WHERE a.next_check_at IS NOT NULL AND a.next_check_at <= ?
@@ -75,44 +76,30 @@ async def due_assignments(db: Database, now: datetime, limit: int = 1000) -> lis
 
 async def due_for_chasing(
     uow: Reader, now: datetime, limit: int
-) -> list[tuple[ChasedCase, list[Assignment]]]:
+) -> list[tuple[ChasedCase, list[ChasedAssignment]]]:
     """The due assignments (at most `limit`, oldest check first) grouped by case, each
     case in the order its first assignment came due and its assignments in id order.
 
-    The assignments carry the columns planning reads (deadlines, stages done, the pause,
-    the fired keys); the rest keep their defaults, `next_check_at` too: planning sets it.
+    Times stay as stored (integer microseconds): planning works on them as they are.
     """
-    cases: dict[int, tuple[ChasedCase, list[Assignment]]] = {}
+    cases: dict[int, tuple[ChasedCase, list[ChasedAssignment]]] = {}
     for r in await uow.fetch_all(DUE_FOR_CHASING_SQL, (to_db(now), limit)):
         try:
-            assignment = Assignment(
-                unit_code=r[2],
-                role=_ROLES[r[3]],
-                round=r[4],
-                state=_STATES[r[5]],
-                assigned_at=from_db(r[6]),  # type: ignore[arg-type]
-                sign_due=from_db(r[7]),
-                reply_due=from_db(r[8]),  # type: ignore[arg-type]
-                resolve_due=from_db(r[9]),
-                signed_at=from_db(r[10]),
-                replied_at=from_db(r[11]),
-                resolved_at=from_db(r[12]),
-                paused_at=from_db(r[13]),
-                chase_fired=json.loads(r[14]),
-                id=r[0],
+            assignment = ChasedAssignment(
+                *r[:2], _ROLES[r[2]], r[3], _STATES[r[4]], *r[5:13], json.loads(r[13])
             )
         except (KeyError, ValueError):
             # A damaged row (a hand edit): skipped and left due, the sweep goes on.
             logger.exception("deadline sweep: assignment %s of case %s skipped", r[0], r[15])
             continue
-        entry = cases.get(r[1])
+        entry = cases.get(r[14])
         if entry is None:
-            case = ChasedCase(r[1], r[15], _TRACKS.get(r[16] or ""), r[18], r[17] not in _CLOSED)
-            entry = cases[r[1]] = (case, [])
+            case = ChasedCase(r[14], r[15], _TRACKS.get(r[16] or ""), r[18], r[17] not in _CLOSED)
+            entry = cases[r[14]] = (case, [])
         entry[1].append(assignment)
     for _, assignments in cases.values():
         if len(assignments) > 1:
-            assignments.sort(key=lambda a: a.id or 0)
+            assignments.sort(key=lambda a: a.id)
     return list(cases.values())
 
 
@@ -120,8 +107,9 @@ async def due_for_chasing(
 class ChaseRecord:
     """What one sweep writes."""
 
-    # Every assignment looked at, with whether its fired keys changed.
-    checked: Sequence[tuple[Assignment, bool]]
+    # Every assignment looked at: (its id, its next check, its new fired keys or None
+    # when they did not change).
+    checked: Sequence[tuple[int, int | None, list[str] | None]]
     # Case id -> its new escalation level.
     escalated: dict[int, str]
     # (case id, event, the messages it causes), in the order the steps were taken.
@@ -135,8 +123,8 @@ async def record_chase(uow: UnitOfWork, record: ChaseRecord, now: datetime) -> N
         "UPDATE assignments SET next_check_at = ?, chase_fired = coalesce(?, chase_fired)"
         " WHERE id = ?",
         [
-            (to_db(a.next_check_at), to_json(a.chase_fired) if changed else None, a.id)
-            for a, changed in record.checked
+            (next_check, None if fired is None else to_json(fired), assignment_id)
+            for assignment_id, next_check, fired in record.checked
         ],
     )
     if record.escalated:
