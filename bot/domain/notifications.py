@@ -118,6 +118,8 @@ def chasing_messages(case: CaseRef, event: Event, handling_units: list[str]) -> 
     if kind == "ReminderSent":
         return [to_unit(case, unit or "", "unit.reminder", stage=d["stage"], due=d["due"])]
     if kind == "OverdueNoticeSent":
+        # The notice alone: the unit's card shows nothing an overdue notice changes, and
+        # refreshing it each morning cost the group an edit per overdue case.
         return [
             to_unit(
                 case,
@@ -126,8 +128,7 @@ def chasing_messages(case: CaseRef, event: Event, handling_units: list[str]) -> 
                 stage=d["stage"],
                 due=d["due"],
                 days=d["days_overdue"],
-            ),
-            unit_card(case, unit or ""),
+            )
         ]
     raise ValueError(f"not a chasing event: {kind}")
 

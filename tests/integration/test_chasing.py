@@ -580,6 +580,20 @@ async def test_reminders_and_overdue_notices_go_to_the_unit_and_escalations_to_t
     ]
 
 
+async def test_an_overdue_notice_is_one_message_without_a_card_edit(svc, db, clock):
+    """The unit's card shows nothing a notice changes: no edit of it each morning."""
+    number = await assigned(svc)
+    await sweep(svc, clock, local(2026, 12, 1, 10, 0))  # sign overdue
+    await sweep(svc, clock, local(2026, 12, 2, 9, 0))  # …again the next morning
+    notices = await db.fetch_all(
+        "SELECT o.message_key FROM outbox o JOIN events e ON e.id = o.event_id"
+        " WHERE e.kind = 'OverdueNoticeSent' AND o.case_id ="
+        " (SELECT id FROM cases WHERE number = ?)",
+        (number,),
+    )
+    assert [row[0] for row in notices] == ["unit.overdue", "unit.overdue"]
+
+
 async def test_an_overdue_escalation_carries_what_the_letter_needs(svc, db, clock):
     number = await assigned(svc)
     await sweep(svc, clock, local(2026, 12, 3, 10, 0))
