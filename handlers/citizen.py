@@ -47,6 +47,7 @@ from handlers.common import (
     t_for,
 )
 from handlers.render import STAGE_NAMES, STATE_NAMES, RenderContext, escape, next_deadline
+from storage import delivery
 from storage.db import UnitOfWork, to_db
 
 logger = logging.getLogger(__name__)
@@ -990,13 +991,9 @@ async def answer_if_question(update: Update, context: Context, text: str) -> boo
     message = update.effective_message
     number = context.user_data.get("answering")
     if number is None and message is not None and message.reply_to_message is not None:
-        row = await context.services.db.fetch_one(
-            "SELECT c.number FROM outbox o JOIN cases c ON c.id = o.case_id"
-            " WHERE o.chat_id = ? AND o.message_id = ?"
-            " AND o.message_key IN ('citizen.question', 'citizen.contact')",
-            (message.chat_id, message.reply_to_message.message_id),
+        number = await delivery.case_asked_in(
+            context.services.db, message.chat_id, message.reply_to_message.message_id
         )
-        number = row[0] if row else None
     if number is None:
         return False
     t = _(update, context)

@@ -32,6 +32,23 @@ class Recipient:
     is_group: bool
 
 
+# The condition repeats the partial index's own (migration 0004): SQLite uses a partial
+# index only for a query whose WHERE contains its condition term for term.
+ASKED_IN_SQL = (
+    "SELECT c.number FROM outbox o INDEXED BY outbox_questions_by_message"
+    " JOIN cases c ON c.id = o.case_id"
+    " WHERE o.chat_id = ? AND o.message_id = ?"
+    " AND (o.message_key = 'citizen.question' OR o.message_key = 'citizen.contact')"
+)
+
+
+async def case_asked_in(db: Database, chat_id: int, message_id: int) -> str | None:
+    """The number of the case whose question to the citizen is message `message_id` of
+    chat `chat_id` (what a citizen's "reply to" answers), if it is one."""
+    row = await db.fetch_one(ASKED_IN_SQL, (chat_id, message_id))
+    return str(row[0]) if row else None
+
+
 async def due_recipients(db: Database, now_db: int, limit: int) -> list[tuple[str, str | None]]:
     """Recipients with rows due for (another) attempt, the longest waiting first."""
     rows = await db.fetch_all(

@@ -6,6 +6,7 @@ import sqlite3
 
 import pytest
 
+from storage import delivery
 from storage.db import Database, migrations
 
 
@@ -109,6 +110,36 @@ async def test_the_outbox_rebuild_keeps_its_rows_and_still_refuses_unknown_value
                 )
     rows = await db.fetch_all("SELECT name FROM sqlite_master WHERE type = 'index'")
     indexes = {row[0] for row in rows}
-    assert {"outbox_pending", "outbox_by_case", "outbox_pending_by_recipient"} <= indexes
+    assert {"outbox_pending", "outbox_pending_by_recipient"} <= indexes
     assert "events_by_kind" not in indexes
     await db.close()
+
+
+async def test_a_reply_to_a_question_is_found_by_index_and_the_outbox_has_no_by_case_one(
+    tmp_path,
+):
+    db = Database(tmp_path / "a.db")
+    await db.connect()
+    try:
+        async with db.unit_of_work() as uow:
+            await uow.execute("INSERT INTO users(id, created_at, updated_at) VALUES (5, 1, 1)")
+            await uow.execute(
+                "INSERT INTO cases(id, number, citizen_id, text, category, district, state,"
+                " filed_at, updated_at) VALUES (1, 'A1', 5, 't', 'c', 'd', 'assigned', 1, 1)"
+            )
+            await uow.execute_many(
+                "INSERT INTO outbox(case_id, recipient_kind, recipient_ref, message_key, state,"
+                " next_attempt_at, created_at, chat_id, message_id) VALUES"
+                " (1, 'user', '5', ?, 'sent', 1, 1, 5, ?)",
+                [("citizen.question", 70), ("citizen.answer_published", 71)],
+            )
+            await uow.commit()
+        assert await delivery.case_asked_in(db, 5, 70) == "A1"
+        assert await delivery.case_asked_in(db, 5, 71) is None  # not a question
+        assert await delivery.case_asked_in(db, 6, 70) is None
+        plan = await db.fetch_all(f"EXPLAIN QUERY PLAN {delivery.ASKED_IN_SQL}", (5, 70))
+        assert "USING INDEX outbox_questions_by_message" in plan[0][3]
+        rows = await db.fetch_all("SELECT name FROM sqlite_master WHERE type = 'index'")
+        assert "outbox_by_case" not in {row[0] for row in rows}
+    finally:
+        await db.close()
