@@ -94,6 +94,7 @@ class SweepCalendar:
         self._changing: set[int] = set()
         self._wall_changing: set[int] = set()
         self._mornings: dict[tuple[int, bool], int] = {}
+        self._positions: dict[int, int] = {}
 
     # -- days -------------------------------------------------------------------------
 
@@ -111,6 +112,7 @@ class SweepCalendar:
                 totals.append(totals[-1] + (length if flag else 0))
             shift = totals.pop()
             self._totals = totals + [total + shift for total in self._totals]
+            self._positions.clear()  # they counted from the old first day
             self._working = working + self._working
             self._first = first
         totals, flags = self._totals, self._working
@@ -152,11 +154,16 @@ class SweepCalendar:
 
     def _position(self, at: int) -> int:
         """Working time (µs) from the table's first day to a stored moment; a moment
-        outside working time is at the position of the next working morning."""
-        index, into = self._locate(at)
-        if self._working[index] and into > self._start:
-            return self._totals[index] + min(into, self._end) - self._start
-        return self._totals[index]
+        outside working time is at the position of the next working morning. Kept per
+        moment: planning asks for now and for each missed deadline more than once."""
+        position = self._positions.get(at)
+        if position is None:
+            index, into = self._locate(at)  # may move the table: cached only after it
+            position = self._totals[index]
+            if self._working[index] and into > self._start:
+                position += min(into, self._end) - self._start
+            self._positions[at] = position
+        return position
 
     def _offset_through(self, day: int) -> int | None:
         """The zone's offset through UTC day `day`, or None if it changes that day."""
@@ -336,9 +343,12 @@ def _fired_after(fired: list[str], steps: list[tuple[str, str, str, int]]) -> li
     """The fired keys once `steps` are taken. An overdue notice replaces the stage's
     earlier ones: planning only reads the latest, so the list stays short however long a
     case stays overdue."""
-    renewed = tuple(_OVERDUE_PREFIXES[stage] for _, kind, stage, _ in steps if kind == "overdue")
-    kept = [key for key in fired if not key.startswith(renewed)] if renewed else list(fired)
-    kept.extend(key for key, _, _, _ in steps)
+    kept = list(fired)
+    for key, kind, stage, _ in steps:
+        if kind == "overdue":
+            prefix = _OVERDUE_PREFIXES[stage]
+            kept = [old for old in kept if not old.startswith(prefix)]
+        kept.append(key)
     return kept
 
 
