@@ -259,11 +259,10 @@ class SweepCalendar:
         found = bisect_left(totals, target, lo=index + 1) - 1
         return self._instant(self._first + found, self._start + target - totals[found])
 
-    def add_working_days(self, start: int, days: float) -> int:
-        """`add_working_time` with `days` full working days (fractions allowed)."""
-        return self.add_working_time(
-            start, _scaled(self.day_length, float(days).as_integer_ratio())
-        )
+    def working_days(self, days: float) -> int:
+        """`days` working days (fractions allowed) as µs of working time, rounded as the
+        working calendar rounds `days * day_length`."""
+        return _scaled(self.day_length, float(days).as_integer_ratio())
 
     def next_working_start(self, at: int) -> int:
         """`at` if it is working time, else the next working morning."""
@@ -365,7 +364,7 @@ class Chaser:
             (
                 f"escalation:{level}",
                 level,
-                _scaled(calendar.day_length, float(days).as_integer_ratio()),
+                calendar.working_days(days),
             )
             for level, days in (
                 ("supervision", policy.chasing.supervision_after_days),

@@ -56,16 +56,14 @@ def test_the_sweep_calendar_answers_as_the_working_calendar(
         assert cached.working_time_between(at, until) == us_of(
             calendar.working_time_between(start, end)
         )
-        assert cached.working_days_between(at, until) == calendar.working_days_between(
-            start, end
-        )
+        assert cached.working_days_between(at, until) == calendar.working_days_between(start, end)
         assert from_db(cached.add_working_time(at, amount)) == calendar.add_working_time(
             start, duration
         )
         for days in (0.75, 2, 5, fraction):
-            assert from_db(cached.add_working_days(at, days)) == calendar.add_working_days(
-                start, days
-            )
+            assert from_db(
+                cached.add_working_time(at, cached.working_days(days))
+            ) == calendar.add_working_days(start, days)
         assert from_db(cached.next_working_start(at)) == calendar.next_working_start(start)
         assert cached.local_ordinal(at) == start.astimezone(calendar.tz).toordinal()
         assert cached.in_working_day(at) == (
@@ -97,11 +95,11 @@ def test_a_deadline_ending_at_closing_time_stays_on_that_day() -> None:
     calendar = WorkingCalendar()
     cached = SweepCalendar(calendar)
     friday = datetime(2026, 9, 18, 9, 0, tzinfo=SH)  # Friday before the 09-20 working Sunday
-    assert from_db(cached.add_working_days(us(friday), 1)) == datetime(
+    assert from_db(cached.add_working_time(us(friday), cached.working_days(1))) == datetime(
         2026, 9, 18, 17, 30, tzinfo=SH
     )
     # 1.5 working days on: the adjusted working Sunday 2026-09-20 counts.
-    assert from_db(cached.add_working_days(us(friday), 1.5)) == datetime(
+    assert from_db(cached.add_working_time(us(friday), cached.working_days(1.5))) == datetime(
         2026, 9, 20, 13, 15, tzinfo=SH
     )
 
