@@ -41,7 +41,7 @@ from bot.i18n import N_, Translator
 from bot.xlsx import workbook_bytes
 from storage import reports as store
 from storage.db import Database, from_db, to_db
-from storage.outbox import claim_once, enqueue
+from storage.outbox import claim_once, enqueue, replace_counter
 
 logger = logging.getLogger(__name__)
 
@@ -903,6 +903,71 @@ async def enqueue_quarterly(svc: Any) -> bool:
         )
         messages += [OutboxMessage("unit", str(r[0]), MESSAGE_KEY, params) for r in rows]
     return await _enqueue_once(svc, f"report:quarterly:{period.label}", messages)
+
+
+def quarterly_is_due(svc: Any) -> bool:
+    """The quarterly notice goes out on a working day of a quarter's first month."""
+    today = svc.clock.now().astimezone(svc.policy.calendar.tz).date()
+    return today.month % 3 == 1 and bool(svc.policy.calendar.is_working_day(today))
+
+
+# The last moment the scheduler was seen running (refreshed by every deadline sweep).
+RUNNING = "scheduler:running"
+
+
+async def note_running(svc: Any) -> int | None:
+    """Record that the scheduler runs now; returns the moment recorded before (None:
+    the bot never ran on this database)."""
+    now_db = to_db(svc.clock.now()) or 0
+    async with svc.db.unit_of_work() as uow:
+        before = await replace_counter(uow, RUNNING, now_db)
+        await uow.commit()
+    return before
+
+
+def _at(day: date, clock: str, tz: Any) -> datetime:
+    """`clock` (HH:MM) on `day` in `tz`."""
+    hour, minute = (int(part) for part in clock.split(":"))
+    return datetime.combine(day, time(hour, minute), tzinfo=tz)
+
+
+async def catch_up(svc: Any) -> list[str]:
+    """At start-up: queue each scheduled report whose moment passed while the bot was
+    not running; returns their kinds.
+
+    The report jobs keep no state, and APScheduler's jobs start afresh with the bot, so a
+    bot stopped across Monday 09:00 would skip that week's report. The last moment the
+    scheduler ran is kept (`note_running`); a report whose latest moment lies between it
+    and now goes out now — last week's report, today's daily report, the quarterly notice
+    on its days — once each, as from the jobs (the same claims). A database the bot never
+    ran on gets none: nothing was missed.
+    """
+    last = await note_running(svc)
+    if last is None:
+        return []
+    now = svc.clock.now()
+    rules = svc.policy.reports
+    tz = svc.policy.calendar.tz
+    today = now.astimezone(tz).date()
+    monday = today - timedelta(days=(today.weekday() - rules.weekly_weekday) % 7)
+    weekly = _at(monday, rules.weekly_time, tz)
+    if weekly > now:
+        weekly = _at(monday - timedelta(days=7), rules.weekly_time, tz)
+
+    def missed(moment: datetime) -> bool:
+        return last < (to_db(moment) or 0) and moment <= now
+
+    sent: list[str] = []
+    if missed(weekly) and await enqueue_weekly(svc):
+        sent.append("weekly")
+    if missed(_at(today, rules.daily_time, tz)) and await enqueue_daily(svc):
+        sent.append("daily")
+    quarterly = _at(today, rules.weekly_time, tz)
+    if missed(quarterly) and quarterly_is_due(svc) and await enqueue_quarterly(svc):
+        sent.append("quarterly")
+    if sent:
+        logger.info("start-up: report(s) missed while the bot was down queued: %s", sent)
+    return sent
 
 
 REQUEST_KINDS = {"week": "weekly", "month": "monthly", "quarter": "quarterly", "day": "daily"}

@@ -23,9 +23,19 @@ async def deadline_sweep(context: ContextTypes.DEFAULT_TYPE) -> None:
     svc: services.Services = context.bot_data.services  # type: ignore[attr-defined]
     started = time.perf_counter()
     taken = await services.chase_due(svc)
+    await reports.note_running(svc)
     seconds = time.perf_counter() - started
     telemetry_of(context.application).observe_sweep(seconds, sweep="deadline")
     logger.debug("deadline sweep took %.1f ms (%d steps)", seconds * 1000, taken)
+
+
+async def start_up(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Once at start-up: the reports missed while the bot was down, then the sweep
+    (downtime never skips a deadline)."""
+    svc: services.Services = context.bot_data.services  # type: ignore[attr-defined]
+    for kind in await reports.catch_up(svc):
+        telemetry_of(context.application).count_report(kind)
+    await deadline_sweep(context)
 
 
 async def callback_sweep(context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -55,9 +65,7 @@ async def daily_report(context: ContextTypes.DEFAULT_TYPE) -> None:
 async def quarterly_report(context: ContextTypes.DEFAULT_TYPE) -> None:
     """Daily check: in a quarter's first month, the last quarter's notice (季度通报), once."""
     svc: services.Services = context.bot_data.services  # type: ignore[attr-defined]
-    today = svc.clock.now().astimezone(svc.policy.calendar.tz).date()
-    is_due = today.month % 3 == 1 and svc.policy.calendar.is_working_day(today)
-    if is_due and await reports.enqueue_quarterly(svc):
+    if reports.quarterly_is_due(svc) and await reports.enqueue_quarterly(svc):
         telemetry_of(context.application).count_report("quarterly")
 
 
@@ -89,7 +97,7 @@ def schedule(app: Any) -> None:
     # the application is built (reconfiguring APScheduler here would drop PTB's executor).
     # Once right now, so downtime never skips a deadline: an interval job whose first
     # run is "now" is pushed a whole interval on by APScheduler, a one-off job is not.
-    queue.run_once(deadline_sweep, when=0, name="start-up-sweep")
+    queue.run_once(start_up, when=0, name="start-up-sweep")
     queue.run_once(callback_sweep, when=0, name="start-up-callback-sweep")
     for job, name in ((deadline_sweep, "deadline-sweep"), (callback_sweep, "callback-sweep")):
         queue.run_repeating(

@@ -67,3 +67,15 @@ async def claim_once(uow: UnitOfWork, name: str, now_db: int, *, in_order: bool 
         (name, now_db),
     )
     return row is not None
+
+
+async def replace_counter(uow: UnitOfWork, name: str, value: int) -> int | None:
+    """Set `name` to `value` inside the caller's transaction; returns its value before
+    (None: it was never set)."""
+    row = await uow.fetch_one("SELECT value FROM counters WHERE name = ?", (name,))
+    await uow.execute(
+        "INSERT INTO counters(name, value) VALUES (?, ?)"
+        " ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+        (name, value),
+    )
+    return None if row is None else int(row[0])

@@ -3,6 +3,7 @@ staff group, a refusal for anyone else, and the queued weekly report reaching th
 
 from __future__ import annotations
 
+import asyncio
 import io
 
 from openpyxl import load_workbook
@@ -94,6 +95,34 @@ async def test_the_queued_weekly_report_reaches_the_desk(harness: Harness):
     assert [m.kind for m in sent] == ["photo", "document"]
     assert "2026-W49" in sent[0].text
     assert sent[1].document_name == "report-weekly-2026-W49.xlsx"
+
+
+async def ran_once(h: Harness) -> None:
+    """Wait for the start-up job to record that the bot ran (it runs beside the test)."""
+    for _ in range(500):
+        if await h.count("SELECT count(*) FROM counters WHERE name = ?", reports.RUNNING):
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the start-up job never recorded the bot running")
+
+
+async def test_a_weekly_report_missed_while_the_bot_was_down_goes_out_at_start_up(
+    harness: Harness,
+):
+    _, _, desk, _ = await arrange(harness)
+    await ran_once(harness)  # first start on a new database: nothing was missed
+    assert await harness.count("SELECT count(*) FROM outbox WHERE message_key = 'report'") == 0
+    harness.clock.set(local(2026, 12, 7, 10, 0))  # down across Monday 09:00
+    await harness.restart()
+    photo = await harness.sim.wait_for(desk, lambda m: m.kind == "photo", since=0, timeout=30)
+    assert "2026-W49" in photo.text
+    await harness.drained(within=30)
+    harness.clock.set(local(2026, 12, 7, 11, 0))
+    await harness.restart()  # down again, but the week's report went out: not again
+    await harness.sim.idle()
+    await harness.drained(within=30)
+    photos = [m for m in harness.sim.sent(desk) if m.kind == "photo"]
+    assert len(photos) == 1
 
 
 async def test_the_report_jobs_run_at_the_policys_times(harness: Harness):

@@ -237,6 +237,40 @@ async def test_the_weekly_report_is_queued_once_per_week(svc, known, clock):
     assert await reports.enqueue_weekly(svc)
 
 
+async def queued_reports(svc) -> list[str]:
+    rows = await svc.db.fetch_all(
+        "SELECT recipient_kind FROM outbox WHERE message_key = 'report' ORDER BY id"
+    )
+    return [row[0] for row in rows]
+
+
+async def test_reports_missed_while_the_bot_was_down_are_queued_at_start_up(svc, clock):
+    clock.set(local(2026, 12, 4, 17, 0))  # Friday: the bot's first start on this database
+    assert await reports.catch_up(svc) == []
+    clock.set(local(2026, 12, 7, 10, 0))  # back on Monday after 08:30 and 09:00
+    assert await reports.catch_up(svc) == ["weekly", "daily"]
+    assert await queued_reports(svc) == ["dispatch", "leaders"]
+    assert await reports.catch_up(svc) == []  # it ran since: nothing missed
+    assert not await reports.enqueue_weekly(svc)  # the job at 09:00 would not send again
+
+
+async def test_only_the_reports_whose_moment_passed_during_the_downtime_are_queued(svc, clock):
+    clock.set(local(2026, 12, 7, 8, 0))  # Monday, before both reports
+    await reports.note_running(svc)
+    clock.set(local(2026, 12, 7, 8, 45))  # down across 08:30 only
+    assert await reports.catch_up(svc) == ["daily"]
+    clock.set(local(2026, 12, 12, 9, 30))  # down from Monday 08:45 to Saturday
+    assert await reports.catch_up(svc) == ["weekly"]  # no daily report on a day off
+    assert await queued_reports(svc) == ["leaders", "dispatch"]
+
+
+async def test_the_quarterly_notice_missed_on_its_day_is_queued_at_start_up(svc, clock):
+    clock.set(local(2027, 1, 4, 8, 0))  # Monday, a working day of a quarter's first month
+    await reports.note_running(svc)
+    clock.set(local(2027, 1, 4, 9, 15))
+    assert await reports.catch_up(svc) == ["weekly", "daily", "quarterly"]
+
+
 async def test_the_daily_report_goes_on_working_days_only(svc, clock):
     clock.set(local(2026, 11, 28, 8, 30))  # a Saturday
     assert not await reports.enqueue_daily(svc)
