@@ -83,7 +83,10 @@ class Ledger:
         last_event = query(path, "SELECT coalesce(max(id), 0) FROM events")[0][0]
         self.event_id = max(self.event_id, last_event)
         # A digest carries several rows to a group in one message: count the messages.
-        rows = query(path, "SELECT count(DISTINCT chat_id || ':' || message_id) FROM outbox"
+        # A report is one row sent as two messages (the chart, then the XLSX): a restart
+        # across a report's time sends the report missed while the bot was down.
+        rows = query(path, "SELECT count(DISTINCT chat_id || ':' || message_id)"
+                           " + count(*) FILTER (WHERE message_key = 'report') FROM outbox"
                            " WHERE id > ? AND card_key IS NULL", self.row_id)[0]
         self.row_id = query(path, "SELECT coalesce(max(id), 0) FROM outbox")[0][0]
         new_messages = sum(1 for chat in self.sim.chats() for m in chat.sent_log
