@@ -949,10 +949,10 @@ async def catch_up(svc: Any) -> list[str]:
     rules = svc.policy.reports
     tz = svc.policy.calendar.tz
     today = now.astimezone(tz).date()
-    monday = today - timedelta(days=(today.weekday() - rules.weekly_weekday) % 7)
-    weekly = _at(monday, rules.weekly_time, tz)
+    report_day = today - timedelta(days=(today.weekday() - rules.weekly_weekday) % 7)
+    weekly = _at(report_day, rules.weekly_time, tz)
     if weekly > now:
-        weekly = _at(monday - timedelta(days=7), rules.weekly_time, tz)
+        weekly = _at(report_day - timedelta(days=7), rules.weekly_time, tz)
 
     def missed(moment: datetime) -> bool:
         return last < (to_db(moment) or 0) and moment <= now

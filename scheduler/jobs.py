@@ -23,8 +23,8 @@ async def deadline_sweep(context: ContextTypes.DEFAULT_TYPE) -> None:
     svc: services.Services = context.bot_data.services  # type: ignore[attr-defined]
     started = time.perf_counter()
     taken = await services.chase_due(svc)
-    await reports.note_running(svc)
     seconds = time.perf_counter() - started
+    await reports.note_running(svc)  # for the reports' catch-up after a downtime
     telemetry_of(context.application).observe_sweep(seconds, sweep="deadline")
     logger.debug("deadline sweep took %.1f ms (%d steps)", seconds * 1000, taken)
 
