@@ -926,9 +926,8 @@ async def note_running(svc: Any) -> int | None:
 
 
 def _at(day: date, clock: str, tz: Any) -> datetime:
-    """`clock` (HH:MM) on `day` in `tz`."""
-    hour, minute = (int(part) for part in clock.split(":"))
-    return datetime.combine(day, time(hour, minute), tzinfo=tz)
+    """`clock` (HH:MM, as the policy gives it) on `day` in `tz`."""
+    return datetime.combine(day, time.fromisoformat(clock), tzinfo=tz)
 
 
 async def catch_up(svc: Any) -> list[str]:

@@ -868,9 +868,9 @@ async def chase_due(svc: Services, limit: int = 500) -> int:
                 logger.exception("deadline sweep: case %s skipped", case.number)
                 continue
             units: list[str] | None = None
-            for assignment_id, (steps, fired, next_check) in outcomes:
-                checked.append((assignment_id, next_check, fired))
-                for event in steps:
+            for assignment_id, outcome in outcomes:
+                checked.append((assignment_id, outcome.next_check, outcome.fired))
+                for event in outcome.events:
                     if event.kind == "CaseEscalated":
                         escalated[case.id] = event.details["level"]
                         if units is None:  # rare: the whole case, for its active units

@@ -70,8 +70,7 @@ async def quarterly_report(context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 def _at(text: str, tz: datetime.tzinfo) -> datetime.time:
-    hour, minute = (int(part) for part in text.split(":"))
-    return datetime.time(hour, minute, tzinfo=tz)
+    return datetime.time.fromisoformat(text).replace(tzinfo=tz)
 
 
 def schedule_reports(app: Any, policy: Any) -> None:
