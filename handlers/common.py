@@ -193,11 +193,17 @@ class _Blank(dict[str, str]):
 async def answer_quietly(
     query: CallbackQuery, text: str | None = None, show_alert: bool = False
 ) -> None:
-    """Answer a button press; an expired query (e.g. a redelivered update) is not an error."""
+    """Answer a button press; an expired query (e.g. a redelivered update) is not an error.
+
+    Nor is a press Telegram failed to take the answer for (a 5xx, a timeout): the answer
+    only stops the button's spinner, and what the press asked for must still happen — the
+    prompt after it, or the person is told "went wrong" about a step that was taken."""
     try:
         await query.answer(text, show_alert=show_alert)
     except BadRequest as error:
         logger.info("callback %s not answered: %s", query.id, error.message)
+    except TelegramError as error:
+        logger.warning("callback %s not answered: %s", query.id, error)
 
 
 async def stale_button(update: Update, context: Context) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from bot import services
-from sandbox import SentMessage, SimChat, SimUser
+from sandbox import NoCallbackAnswer, SentMessage, SimChat, SimUser
 from tests.conftest import PEOPLE
 from tests.e2e.conftest import Harness, label
 
@@ -134,6 +134,30 @@ async def test_routine_case_from_filing_to_a_satisfied_citizen(world: World):
     await world.h.drained()
     row = await world.h.db.fetch_one("SELECT state, close_reason FROM cases")
     assert tuple(row) == ("closed", "rated")
+
+
+async def test_a_press_goes_through_when_telegram_fails_to_take_its_answer(world: World):
+    # The answer only stops the button's spinner: the sign and the prompt must not depend
+    # on it, nor may the person be told "something went wrong" about a step that was taken.
+    number = await file(world)
+    unit_card = await triage(world, number, "Routine", "ZLSGS")
+    water, chat = world.liaisons["ZLSGS"], world.units["ZLSGS"]
+    world.h.sim.set_faults(error_rate=1.0, methods=["answerCallbackQuery"])
+    with pytest.raises(NoCallbackAnswer):
+        await water.press("✅ " + z("Sign"), chat, message=unit_card.message_id, timeout=1.0)
+    unit_card = await world.card(chat, number, z("being handled"))
+    mark = world.h.sim.mark()
+    with pytest.raises(NoCallbackAnswer):
+        await water.press(z("Final answer"), chat, message=unit_card.message_id, timeout=1.0)
+    prompt = await world.h.sim.wait_for(chat, lambda m: "✍️" in m.text, since=mark)
+    world.h.sim.clear_faults()
+    await water.reply(prompt, "管道已抢修完毕，今日14时恢复供水。", chat)
+    await world.h.sim.wait_for(world.desk, "恢复供水", since=0)
+    await world.h.drained()
+    assert (await world.h.db.fetch_one("SELECT state FROM cases"))[0] == "answered"
+    errors_told = await world.h.db.fetch_one(
+        "SELECT count(*) FROM outbox WHERE message_key = 'desk.error'")
+    assert errors_told[0] == 0
 
 
 async def test_coordinated_case_with_two_co_units(world: World):

@@ -72,8 +72,11 @@ async def test_notifications_arrive_in_order_through_5xx_timeouts_429s_and_drops
         try:
             await asyncio.gather(*(citizen(n) for n in range(citizens)))
             filed = {n for person in crowd for n in people.told_filed(person)}
+            # Speed is not what this proves: with a quarter of the calls faulted, each step
+            # a person retries costs their 10 s of patience, and one unit's chain of sign,
+            # prompt and answer lost four in a row in one run in about seven (100 s).
             await wait_until(lambda: cases_in(database, "replied") >= len(filed),
-                             90 + citizens * 2, "every filed case answered by its unit")
+                             180 + citizens * 2, "every filed case answered by its unit")
             await wait_until(lambda: outbox_pending(database) == 0, 120,
                              "the outbox drained through the faults")
             await sim.idle(timeout=30, quiet=0.5)
