@@ -33,7 +33,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from bot import services
 from bot.clock import FrozenClock
@@ -177,6 +177,16 @@ class FillPlan:
     due: int = 1000
     seed: int = 20261130
 
+    # What the filler writes changed (2: one overdue notice per look, naming every missed
+    # deadline): a database kept from another version is filled again.
+    VERSION: ClassVar[int] = 2
+
+    def key(self) -> dict[str, Any]:
+        """What identifies a kept fill of this plan (the marker beside the file)."""
+        return {"cases": self.cases, "start": self.start.isoformat(),
+                "now": self.now.isoformat(), "due": self.due, "seed": self.seed,
+                "version": self.VERSION}
+
 
 @dataclass
 class FillResult:
@@ -228,6 +238,11 @@ def _window(duration: Duration) -> int:
 
 
 @functools.cache
+def _iso(at: int) -> str:
+    """A stored moment as the domain writes it in event details."""
+    return datetime.fromtimestamp(at / US, UTC).isoformat()
+
+
 def _details(*items: tuple[str, Any]) -> str:
     """Event details as the domain stores them (a JSON object), memoised: a million cases
     repeat a few thousand distinct details, and json.dumps was a third of the drawing."""
@@ -1056,22 +1071,30 @@ def _chase_open(connection: sqlite3.Connection, policy: Policy, plan: FillPlan,
             steps = [step for step in steps if step[0] < last]  # the last look is pending
             following = last
         updates.append((following, json.dumps(_fired_keys(steps)), assignment_id))
+        # A look's overdue steps are one notice naming every missed deadline, the earliest
+        # in its own fields (as the sweep writes it): at -> [(due, stage, days overdue)].
+        notices: dict[int, list[tuple[int, str, float]]] = {}
         for at, _key, kind, stage, due in steps:
-            common = (("stage", stage), ("due", datetime.fromtimestamp(due / US, UTC).isoformat()),
-                      ("role", role))
+            common = (("stage", stage), ("due", _iso(due)), ("role", role))
             if kind == "reminder":
                 events.append((case_id, at, "ReminderSent", None, "system", unit,
                                _details(*common)))
             elif kind == "overdue":
-                late = round((at - due) / WORKING_DAY, 1)
-                events.append((case_id, at, "OverdueNoticeSent", None, "system", unit,
-                               _details(("days_overdue", late), *common)))
+                notices.setdefault(at, []).append((due, stage, round((at - due) / WORKING_DAY, 1)))
             else:
                 events.append((case_id, at, "CaseEscalated", None, "system", unit,
                                _details(("level", kind), ("reason", "overdue"), *common)))
                 level, latest = levels.get(case_id, ("supervision", 0))
                 levels[case_id] = ("leaders" if "leaders" in (kind, level) else level,
                                    max(latest, at))
+        for at, missed in notices.items():
+            (due, stage, late), *more = sorted(missed)
+            items = [("days_overdue", late), ("stage", stage), ("due", _iso(due)), ("role", role)]
+            if more:
+                items.append(("more", [{"days_overdue": d, "stage": s, "due": _iso(m)}
+                                       for m, s, d in more]))
+            events.append((case_id, at, "OverdueNoticeSent", None, "system", unit,
+                           _details(*items)))
     connection.executemany(
         "UPDATE assignments SET next_check_at = ?, chase_fired = ? WHERE id = ?", updates
     )

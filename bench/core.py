@@ -402,8 +402,7 @@ async def build_or_reuse(path: Path, policy: Policy, plan: FillPlan, *,
 
     The marker beside the file (`<db>.plan.json`) is the one bench/scheduler.py writes and
     reads, so the two benchmarks share one kept data directory."""
-    key = {"cases": plan.cases, "start": plan.start.isoformat(), "now": plan.now.isoformat(),
-           "due": plan.due, "seed": plan.seed}
+    key = plan.key()
     kept = kept_fill(path, key) if reuse else None
     if kept is not None:
         say(f"  {label_of(plan.cases)}: reusing {path} (filled earlier in {kept.seconds:.0f} s)")

@@ -350,8 +350,7 @@ async def filled(path: Path, policy: Policy, cases: int) -> dict[str, Any]:
     now, start = moments(policy)
     marker = Path(f"{path}.plan.json")
     plan = FillPlan(cases=cases, start=start, now=now, due=DUE)
-    key = {"cases": cases, "start": start.isoformat(), "now": now.isoformat(), "due": DUE,
-           "seed": plan.seed}
+    key = plan.key()
     kept = _kept_fill(path, marker, key)
     if kept is not None:
         data = kept

@@ -748,8 +748,29 @@ async def unit_reminder(ctx: RenderContext, p: dict[str, Any]) -> Rendered:
 
 
 async def unit_overdue(ctx: RenderContext, p: dict[str, Any]) -> Rendered:
-    """An overdue notice (催办), repeated each working morning."""
+    """An overdue notice (催办), repeated each working morning: one a case in the unit's
+    group, naming every deadline the unit has missed on it."""
     _ = ctx._
+    more = p.get("more")
+    if more:
+        missed = [p, *more]
+        return Rendered(
+            "\n".join(
+                [
+                    "❗ "
+                    + _("Overdue (催办): <b>{number}</b> — these deadlines have passed."
+                         " Please act today.").format(number=html.escape(str(p.get("number"))))
+                ]
+                + [
+                    "· "
+                    + _("{stage}: due {date}").format(
+                        stage=_(STAGE_NAMES.get(str(m.get("stage")), "")),
+                        date=ctx.when(m.get("due")),
+                    )
+                    for m in missed
+                ]
+            )
+        )
     return Rendered(
         "❗ "
         + _("Overdue (催办): <b>{number}</b> — {stage} was due {date}. Please act today.").format(

@@ -18,7 +18,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from datetime import UTC, date, datetime, time, timedelta
 from operator import itemgetter
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from bot.domain.calendar import WorkingCalendar
 from bot.domain.case import Actor, AssignmentRole, AssignmentState, Event
@@ -421,14 +421,21 @@ class Chaser:
         unit = a.unit_code
         now = self.now
         events: list[Event] = []
+        notice: dict[str, Any] | None = None
         for _, kind, stage, due in steps:
             details = {"stage": stage, "due": _moment(due).isoformat(), "role": role}
             if kind == "reminder":
                 events.append(Event("ReminderSent", now, _SYSTEM, unit, details))
             elif kind == "overdue":
-                days = self.calendar.working_days_between(due, self.now_at)
-                details = {"days_overdue": round(days, 1), **details}
-                events.append(Event("OverdueNoticeSent", now, _SYSTEM, unit, details))
+                days = round(self.calendar.working_days_between(due, self.now_at), 1)
+                if notice is None:
+                    notice = {"days_overdue": days, **details}
+                    events.append(Event("OverdueNoticeSent", now, _SYSTEM, unit, notice))
+                else:
+                    # One notice a morning per assignment, naming every deadline it has
+                    # missed: the earliest in the notice's own fields, the others after.
+                    more = notice.setdefault("more", [])
+                    more.append({"days_overdue": days, "stage": stage, "due": details["due"]})
             else:
                 details = {"level": kind, "reason": "overdue", **details}
                 events.append(Event("CaseEscalated", now, _SYSTEM, unit, details))

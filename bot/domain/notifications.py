@@ -120,6 +120,10 @@ def chasing_messages(case: CaseRef, event: Event, handling_units: list[str]) -> 
     if kind == "OverdueNoticeSent":
         # The notice alone: the unit's card shows nothing an overdue notice changes, and
         # refreshing it each morning cost the group an edit per overdue case.
+        more = [
+            {"stage": m["stage"], "due": m["due"], "days": m["days_overdue"]}
+            for m in d.get("more", ())
+        ]
         return [
             to_unit(
                 case,
@@ -128,6 +132,7 @@ def chasing_messages(case: CaseRef, event: Event, handling_units: list[str]) -> 
                 stage=d["stage"],
                 due=d["due"],
                 days=d["days_overdue"],
+                **({"more": more} if more else {}),
             )
         ]
     raise ValueError(f"not a chasing event: {kind}")

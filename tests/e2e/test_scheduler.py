@@ -199,13 +199,20 @@ async def test_unit_group_receives_the_reminder_and_overdue_notices_in_chinese(
     reminder = expected("Reminder: <b>{number}</b> — {stage} is due by {date}.", "sign", SIGN_DUE)
     overdue = "Overdue (催办): <b>{number}</b> — {stage} was due {date}. Please act today."
     sign_overdue = expected(overdue, "sign", SIGN_DUE)
-    reply_overdue = expected(overdue, "reply", REPLY_DUE)
+    both = "Overdue (催办): <b>{number}</b> — these deadlines have passed. Please act today."
+    both_overdue = "\n".join([
+        expected(both, "sign", SIGN_DUE),
+        "· " + expected("{stage}: due {date}", "sign", SIGN_DUE),
+        "· " + expected("{stage}: due {date}", "reply", REPLY_DUE),
+    ])
     assert reminder.startswith("提醒") and sign_overdue.startswith("催办")
+    assert both_overdue.startswith("催办") and "到期" in both_overdue
     texts = unit_texts(scene)
     assert sum(reminder in text for text in texts) == 1, texts
-    # Sweeps ran at 12-01 10:00 (sign) and 12-03 10:00 (sign again, and reply).
-    assert sum(sign_overdue in text for text in texts) == 2, texts
-    assert sum(reply_overdue in text for text in texts) == 1, texts
+    # Sweeps ran at 12-01 10:00 (sign) and 12-03 10:00 (sign again, and reply): the second
+    # is one notice naming both deadlines.
+    assert sum(sign_overdue in text for text in texts) == 1, texts
+    assert sum(both_overdue in text for text in texts) == 1, texts
     assert not any("Overdue" in text or "Reminder" in text for text in texts)
 
 
@@ -232,11 +239,7 @@ async def test_the_deadline_sweep_job_catches_up_when_it_runs(harness: Harness):
     await harness.drained()
     received = [m for m in harness.sim.sent(scene.supervision) if scene.number in m.text]
     assert len(received) == 1 and UNIT_NAME in received[0].text
-    assert await steps_of(harness, scene.number) == [
-        "CaseEscalated",
-        "OverdueNoticeSent",
-        "OverdueNoticeSent",
-    ]
+    assert await steps_of(harness, scene.number) == ["CaseEscalated", "OverdueNoticeSent"]
 
 
 async def steps_of(h: Harness, number: str) -> list[str]:
@@ -257,8 +260,4 @@ async def test_the_deadline_sweep_runs_by_itself_at_start_up(harness: Harness):
         scene.supervision, lambda m: scene.number in m.text, since=0, timeout=10
     )
     assert UNIT_NAME in received.text
-    assert await steps_of(harness, scene.number) == [
-        "CaseEscalated",
-        "OverdueNoticeSent",
-        "OverdueNoticeSent",
-    ]
+    assert await steps_of(harness, scene.number) == ["CaseEscalated", "OverdueNoticeSent"]

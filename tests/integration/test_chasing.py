@@ -29,7 +29,7 @@ Step = tuple[str, str]  # (event kind, stage — or the level of an escalation)
 
 
 async def chase_log(db: Database, number: str) -> list[tuple[str, str, datetime]]:
-    """The chasing events of a case, oldest first: (kind, stage or level, when)."""
+    """The chasing events of a case, oldest first: (kind, stage(s) or level, when)."""
     rows = await db.fetch_all(
         "SELECT e.kind, e.details, e.at FROM events e JOIN cases c ON c.id = e.case_id"
         " WHERE c.number = ? AND e.kind IN (?, ?, ?) ORDER BY e.id",
@@ -40,7 +40,9 @@ async def chase_log(db: Database, number: str) -> list[tuple[str, str, datetime]
         d = json.loads(details)
         moment = from_db(at)
         assert moment is not None
-        log.append((kind, d["level"] if kind == ESCALATED else d["stage"], moment))
+        # One overdue notice names every deadline the assignment has missed: "sign+reply".
+        stages = "+".join([d["stage"], *(m["stage"] for m in d.get("more", ()))])
+        log.append((kind, d["level"] if kind == ESCALATED else stages, moment))
     return log
 
 
@@ -150,7 +152,7 @@ async def test_routine_case_is_chased_across_mid_autumn_and_national_day(svc, db
     assert calendar.add_working_days(assigned_at, 3 * 0.75) == local(2026, 9, 28, 12, 7, 30)
     assert calendar.add_working_days(assigned_at, 7 * 0.75) == local(2026, 10, 8, 12, 7, 30)
 
-    both = [(OVERDUE, "reply"), (OVERDUE, "sign")]
+    both = [(OVERDUE, "sign+reply")]  # one notice a morning, naming both deadlines
     timeline: list[tuple[datetime, list[Step]]] = [
         (assigned_at, []),
         (local(2026, 9, 23, 16, 22, 29), []),
@@ -173,7 +175,7 @@ async def test_routine_case_is_chased_across_mid_autumn_and_national_day(svc, db
         (local(2026, 10, 10, 9, 0), both),  # the adjusted working Saturday
         (local(2026, 10, 10, 10, 0), [(OVERDUE, "resolve")]),
         (local(2026, 10, 11, 9, 0), []),  # Sunday
-        (local(2026, 10, 12, 9, 0), [*both, (OVERDUE, "resolve")]),
+        (local(2026, 10, 12, 9, 0), [(OVERDUE, "sign+reply+resolve")]),
     ]
     for moment, expected in timeline:
         assert await new_steps(svc, db, clock, number, moment) == sorted(expected), moment
@@ -181,7 +183,8 @@ async def test_routine_case_is_chased_across_mid_autumn_and_national_day(svc, db
     log = await chase_log(db, number)
     counts: dict[Step, int] = {}
     for kind, what, _ in log:
-        counts[(kind, what)] = counts.get((kind, what), 0) + 1
+        for each in what.split("+"):  # how often each deadline was named
+            counts[(kind, each)] = counts.get((kind, each), 0) + 1
     assert counts == {
         (REMINDER, "sign"): 1,
         (REMINDER, "reply"): 1,
@@ -192,6 +195,8 @@ async def test_routine_case_is_chased_across_mid_autumn_and_national_day(svc, db
         (ESCALATED, "supervision"): 1,
         (ESCALATED, "leaders"): 1,
     }
+    # …in ten messages, not sixteen: one a morning, and one as each deadline passes.
+    assert sum(1 for kind, _, _ in log if kind == OVERDUE) == 10
     off = {date(2026, 9, d) for d in (25, 26, 27)} | {date(2026, 10, d) for d in range(1, 8)}
     off.add(date(2026, 10, 11))
     notice_days = {at.astimezone(calendar.tz).date() for kind, _, at in log if kind == OVERDUE}
@@ -239,7 +244,7 @@ async def test_routine_case_assigned_on_the_mid_autumn_holiday_is_chased(svc, db
         2026, 10, 10, 11, 7, 30
     )
 
-    both = [(OVERDUE, "reply"), (OVERDUE, "sign")]
+    both = [(OVERDUE, "sign+reply")]  # one notice a morning, naming both deadlines
     timeline: list[tuple[datetime, list[Step]]] = [
         (local(2026, 9, 25, 16, 0), []),
         (local(2026, 9, 27, 23, 0), []),
@@ -269,7 +274,7 @@ async def test_routine_case_assigned_on_the_mid_autumn_holiday_is_chased(svc, db
         (local(2026, 10, 11, 9, 0), []),  # Sunday
         (local(2026, 10, 12, 9, 0), both),
         (local(2026, 10, 12, 17, 30), [(OVERDUE, "resolve")]),
-        (local(2026, 10, 13, 9, 0), [*both, (OVERDUE, "resolve")]),
+        (local(2026, 10, 13, 9, 0), [(OVERDUE, "sign+reply+resolve")]),
     ]
     for moment, expected in timeline:
         assert await new_steps(svc, db, clock, number, moment) == sorted(expected), moment
@@ -277,7 +282,8 @@ async def test_routine_case_assigned_on_the_mid_autumn_holiday_is_chased(svc, db
     log = await chase_log(db, number)
     counts: dict[Step, int] = {}
     for kind, what, _ in log:
-        counts[(kind, what)] = counts.get((kind, what), 0) + 1
+        for each in what.split("+"):  # how often each deadline was named
+            counts[(kind, each)] = counts.get((kind, each), 0) + 1
     assert counts == {
         (REMINDER, "sign"): 1,
         (REMINDER, "reply"): 1,
@@ -288,7 +294,8 @@ async def test_routine_case_assigned_on_the_mid_autumn_holiday_is_chased(svc, db
         (ESCALATED, "supervision"): 1,
         (ESCALATED, "leaders"): 1,
     }
-    sign_days = sorted(at.date().isoformat() for k, s, at in log if (k, s) == (OVERDUE, "sign"))
+    sign_days = sorted(at.date().isoformat() for k, s, at in log
+                       if k == OVERDUE and "sign" in s.split("+"))
     assert sign_days == [
         "2026-09-28",
         "2026-09-29",
@@ -373,12 +380,12 @@ async def test_two_sweeps_at_once_send_each_step_once(svc, db, clock):
     # (Tuesday 10:00) was missed two working days ago and the reply deadline is due now.
     clock.set(local(2026, 12, 3, 10, 0))
     taken = await asyncio.gather(services.chase_due(svc), services.chase_due(svc))
-    assert sum(taken) == 3 * len(numbers)
+    assert sum(taken) == 2 * len(numbers)
     taken = await asyncio.gather(services.chase_due(svc), services.chase_due(svc))
     assert list(taken) == [0, 0]
     for number in numbers:
         steps = sorted((kind, what) for kind, what, _ in await chase_log(db, number))
-        assert steps == [(ESCALATED, "supervision"), (OVERDUE, "reply"), (OVERDUE, "sign")]
+        assert steps == [(ESCALATED, "supervision"), (OVERDUE, "sign+reply")]
         assert await outbox_of(db, number, ("supervision.escalation",)) == [
             ("supervision", None, "supervision.escalation")
         ]
@@ -403,8 +410,8 @@ async def test_after_downtime_each_due_step_fires_once_and_a_passed_reminder_is_
     later = local(2026, 12, 8, 11, 0)
     assert await new_steps(svc, db, clock, number, later) == sorted(
         [
-            (OVERDUE, "sign"),  # one notice for today; the sign reminder is superseded
-            (OVERDUE, "reply"),
+            # one notice for today naming both; the sign reminder is superseded
+            (OVERDUE, "sign+reply"),
             (REMINDER, "resolve"),
             (ESCALATED, "supervision"),
             (ESCALATED, "leaders"),
@@ -416,8 +423,7 @@ async def test_after_downtime_each_due_step_fires_once_and_a_passed_reminder_is_
     assert await new_steps(svc, db, clock, number, local(2026, 12, 8, 17, 0)) == []
     # The next notices on the next working morning, nothing else.
     assert await new_steps(svc, db, clock, number, local(2026, 12, 9, 9, 0)) == [
-        (OVERDUE, "reply"),
-        (OVERDUE, "sign"),
+        (OVERDUE, "sign+reply"),
     ]
     assert await outbox_of(db, number, ("supervision.escalation", "leaders.escalation")) == [
         ("supervision", None, "supervision.escalation"),
@@ -561,18 +567,24 @@ async def test_reminders_and_overdue_notices_go_to_the_unit_and_escalations_to_t
     log = await chase_log(db, number)
     reminders = sum(1 for kind, _, _ in log if kind == REMINDER)
     notices = sum(1 for kind, _, _ in log if kind == OVERDUE)
-    assert (reminders, notices) == (2, 5)
+    assert (reminders, notices) == (2, 3)  # 12-03 and 12-08: one notice naming both
     rows = await outbox_of(db, number, ("unit.reminder", "unit.overdue"))
     assert rows.count(("unit", "ZJJ", "unit.reminder")) == reminders
     assert rows.count(("unit", "ZJJ", "unit.overdue")) == notices
     assert len(rows) == reminders + notices
-    # The renderer needs the stage and its deadline.
-    for params in await outbox_params(db, number, "unit.overdue"):
-        assert params["number"] == number and params["stage"] in ("sign", "reply")
-        assert datetime.fromisoformat(params["due"]) in (
-            local(2026, 12, 1, 10, 0),
-            local(2026, 12, 3, 10, 0),
-        )
+    # The renderer needs each missed stage and its deadline, the earliest first.
+    sign_due, reply_due = local(2026, 12, 1, 10, 0), local(2026, 12, 3, 10, 0)
+    named = [
+        [(p["stage"], datetime.fromisoformat(p["due"]), p["days"]),
+         *((m["stage"], datetime.fromisoformat(m["due"]), m["days"]) for m in p.get("more", ()))]
+        for p in await outbox_params(db, number, "unit.overdue")
+    ]
+    assert named == [
+        [("sign", sign_due, 0.0)],
+        [("sign", sign_due, 2.0), ("reply", reply_due, 0.0)],
+        [("sign", sign_due, 5.0), ("reply", reply_due, 3.0)],
+    ]
+    assert all(p["number"] == number for p in await outbox_params(db, number, "unit.overdue"))
     escalations = await outbox_of(db, number, ("supervision.escalation", "leaders.escalation"))
     assert escalations == [
         ("supervision", None, "supervision.escalation"),

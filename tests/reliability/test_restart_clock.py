@@ -35,7 +35,7 @@ NEXT_TUESDAY = local(2026, 12, 8, 10, 30)
 WEDNESDAY_AFTER = local(2026, 12, 9, 9, 30)
 NTP_BACK = local(2026, 12, 1, 9, 30)  # a week back: before A's sign deadline again
 
-Step = tuple[str, str | None]  # (event kind, stage or escalation level)
+Step = tuple[str, str | None]  # (event kind, stage(s) or escalation level)
 STEP_KINDS = ("ReminderSent", "OverdueNoticeSent", "CaseEscalated", "CallbackReminded",
               "CaseClosed")
 
@@ -78,7 +78,10 @@ class Ledger:
                   f" JOIN cases c ON c.id = e.case_id WHERE e.id > ? AND e.kind IN ({kinds})"
                   " ORDER BY e.id", self.event_id):
             d = json.loads(details)
-            steps.setdefault(number, Counter())[(kind, d.get("level") or d.get("stage"))] += 1
+            # An overdue notice names every missed deadline of its assignment: "sign+reply".
+            stages = "+".join([d["stage"], *(m["stage"] for m in d.get("more", ()))]
+                              ) if "stage" in d else None
+            steps.setdefault(number, Counter())[(kind, d.get("level") or stages)] += 1
             self.event_id = max(self.event_id, event_id)
         last_event = query(path, "SELECT coalesce(max(id), 0) FROM events")[0][0]
         self.event_id = max(self.event_id, last_event)
@@ -136,13 +139,13 @@ async def test_downtime_across_deadlines_catches_up_once_and_clock_jumps_resend_
     await drain(h)
     ledger.take()
 
-    # Down for four working mornings (Thu, Fri, Mon, Tue): one overdue notice per open
-    # stage, not four; both escalations of A, supervision for B; every window closed.
+    # Down for four working mornings (Thu, Fri, Mon, Tue): one overdue notice naming the
+    # open stages, not four; both escalations of A, supervision for B; every window closed.
     await restart_at(h, NEXT_TUESDAY)
     steps, rows, messages = ledger.take()
     assert steps == expect(
         groups,
-        A=[("OverdueNoticeSent", "sign"), ("OverdueNoticeSent", "reply"),
+        A=[("OverdueNoticeSent", "sign+reply"),
            ("CaseEscalated", "supervision"), ("CaseEscalated", "leaders"),
            ("ReminderSent", "resolve")],
         B=[("OverdueNoticeSent", "reply"), ("CaseEscalated", "supervision"),
@@ -158,11 +161,10 @@ async def test_downtime_across_deadlines_catches_up_once_and_clock_jumps_resend_
         await restart_at(h, moment)
         assert ledger.take() == ({}, 0, 0), f"re-sent after restarting at {moment}"
 
-    # The next working morning brings the next overdue notices: one per open stage.
+    # The next working morning brings the next overdue notices: one per assignment.
     await restart_at(h, WEDNESDAY_AFTER)
     steps, rows, messages = ledger.take()
-    assert steps == expect(groups, A=[("OverdueNoticeSent", "sign"),
-                                      ("OverdueNoticeSent", "reply")],
+    assert steps == expect(groups, A=[("OverdueNoticeSent", "sign+reply")],
                            B=[("OverdueNoticeSent", "reply")])
     assert rows == messages
 
