@@ -11,9 +11,10 @@ import asyncio
 import logging
 import random
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from aiolimiter import AsyncLimiter
@@ -397,7 +398,7 @@ class OutboxSender:
                 )
                 return existing[1]
         if rendered.photos:
-            return await self._send_with_photo(chat_id, rendered)
+            return await self._send_with_photo(row, chat_id, rendered)
         if rendered.documents and len(rendered.text) <= CAPTION_LIMIT:
             # A letter and its cover text go out as one message, so neither is lost alone.
             name, content = rendered.documents[0]
@@ -414,20 +415,38 @@ class OutboxSender:
             await self._send_attachment(chat_id, attachment)
         return message_id
 
-    async def _send_with_photo(self, chat_id: int, rendered: Rendered) -> int | None:
+    async def _send_with_photo(
+        self, row: PendingMessage, chat_id: int, rendered: Rendered
+    ) -> int | None:
         """A report: the chart with the text as its caption (or the text first when too
-        long for a caption), then each document (the XLSX)."""
-        first: Message | None = None
+        long for a caption), then each document (the XLSX). Each part is recorded as it
+        goes out, so a retry after a failed part sends only the parts still missing."""
         caption = rendered.text if len(rendered.text) <= CAPTION_LIMIT else None
-        if caption is None:
-            first = await self.bot.send_message(chat_id, rendered.text, parse_mode="HTML")
         name, content = rendered.photos[0]
-        photo = await self.bot.send_photo(
-            chat_id, InputFile(content, filename=name), caption=caption, parse_mode="HTML"
+        parts: list[Callable[[], Awaitable[Message]]] = []
+        if caption is None:
+            parts.append(partial(self.bot.send_message, chat_id, rendered.text, parse_mode="HTML"))
+        parts.append(
+            partial(
+                self.bot.send_photo,
+                chat_id,
+                InputFile(content, filename=name),
+                caption=caption,
+                parse_mode="HTML",
+            )
         )
         for name, content in rendered.documents:
-            await self.bot.send_document(chat_id, InputFile(content, filename=name))
-        return (first or photo).message_id
+            parts.append(
+                partial(self.bot.send_document, chat_id, InputFile(content, filename=name))
+            )
+        first = row.first_message_id
+        for index, part in enumerate(parts[row.parts_sent :], start=row.parts_sent):
+            message = await part()
+            if first is None:
+                first = message.message_id
+            if index + 1 < len(parts):
+                await delivery.mark_part_sent(self.db, row, index + 1, chat_id, first)
+        return first
 
     async def _send_attachment(self, chat_id: int, attachment: dict[str, Any]) -> None:
         kind, file_id = attachment.get("kind"), attachment.get("file_id")

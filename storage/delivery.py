@@ -21,6 +21,10 @@ class PendingMessage:
     params: dict[str, Any]
     card_key: str | None
     attempts: int
+    # Of a message sent as several (a report): the parts already sent, and the message
+    # id of the first of them.
+    parts_sent: int = 0
+    first_message_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,7 @@ async def due_in_order(
     the oldest waits for a retry, so the chat reads its messages in order."""
     rows = await db.fetch_all(
         "SELECT id, case_id, recipient_kind, recipient_ref, message_key, params, card_key,"
-        " attempts, next_attempt_at FROM outbox"
+        " attempts, next_attempt_at, parts_sent, message_id FROM outbox"
         " WHERE state = 'pending' AND recipient_kind = ? AND recipient_ref IS ?"
         " ORDER BY id LIMIT ?",
         (kind, ref, limit),
@@ -76,7 +80,9 @@ async def due_in_order(
     for r in rows:
         if r[8] > now_db:
             break
-        due.append(PendingMessage(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7]))
+        due.append(
+            PendingMessage(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7], r[9], r[10])
+        )
     return due
 
 
@@ -143,6 +149,22 @@ async def mark_sent_together(
             "UPDATE outbox SET state = 'sent', sent_at = ?, chat_id = ?, message_id = ?,"
             " attempts = attempts + 1, error = NULL WHERE id = ? AND state = 'pending'",
             [(now_db, chat_id, message_id, m.id) for m in messages],
+        )
+        await uow.commit()
+
+    await db.run(body)
+
+
+async def mark_part_sent(
+    db: Database, message: PendingMessage, parts: int, chat_id: int, first_id: int | None
+) -> None:
+    """Record that the first `parts` parts of a message sent as several have gone out
+    (the row stays pending until the last)."""
+    async def body(uow: UnitOfWork) -> None:
+        await uow.execute(
+            "UPDATE outbox SET parts_sent = ?, chat_id = ?, message_id = coalesce(message_id, ?)"
+            " WHERE id = ? AND state = 'pending'",
+            (parts, chat_id, first_id, message.id),
         )
         await uow.commit()
 

@@ -97,6 +97,33 @@ async def test_the_queued_weekly_report_reaches_the_desk(harness: Harness):
     assert sent[1].document_name == "report-weekly-2026-W49.xlsx"
 
 
+async def test_a_report_whose_spreadsheet_failed_sends_only_the_spreadsheet_again(
+    harness: Harness,
+):
+    _, _, desk, _ = await arrange(harness)
+    harness.clock.set(local(2026, 12, 7, 9, 0))
+    harness.sim.set_faults(error_rate=1.0, methods=["sendDocument"])
+    assert await reports.enqueue_weekly(harness.svc)
+    harness.app.bot_data.sender.wake()
+    await harness.sim.wait_for(desk, lambda m: m.kind == "photo", since=0, timeout=30)
+    for _ in range(500):  # the XLSX failed: the row waits for its retry, the chart sent
+        if await harness.count("SELECT count(*) FROM outbox WHERE message_key = 'report'"
+                               " AND state = 'pending' AND attempts > 0 AND parts_sent = 1"):
+            break
+        await asyncio.sleep(0.02)
+    else:
+        raise AssertionError("the report's failed part was never put back for a retry")
+    harness.sim.clear_faults()
+    harness.clock.set(local(2026, 12, 7, 9, 10))
+    harness.app.bot_data.sender.wake()
+    await harness.drained(within=30)
+    sent = [m for m in harness.sim.sent(desk) if m.kind == "photo" or m.document_name]
+    assert [m.kind for m in sent] == ["photo", "document"]
+    row = await harness.db.fetch_one(
+        "SELECT state, message_id, parts_sent FROM outbox WHERE message_key = 'report'")
+    assert row is not None and tuple(row) == ("sent", sent[0].message_id, 1)
+
+
 async def ran_once(h: Harness) -> None:
     """Wait for the start-up job to record that the bot ran (it runs beside the test)."""
     for _ in range(500):

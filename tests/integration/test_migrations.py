@@ -93,7 +93,9 @@ async def test_the_outbox_rebuild_keeps_its_rows_and_still_refuses_unknown_value
     db = Database(path)
     assert 3 in await db.connect()
     after = await db.fetch_all("SELECT * FROM outbox ORDER BY id")
-    assert [tuple(row) for row in after] == before
+    # Later migrations only add columns at the end (0005: parts_sent, 0 for these rows).
+    assert [tuple(row)[: len(before[0])] for row in after] == before
+    assert [row["parts_sent"] for row in after] == [0, 0]
     pending = await db.fetch_all("SELECT id FROM outbox WHERE state = 'pending'")
     assert [row[0] for row in pending] == [2]
     refused = [
