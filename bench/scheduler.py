@@ -12,7 +12,8 @@ assignments whose next check is at "now", Monday 2026-11-30 09:00 Shanghai).
 1. The deadline sweep: one `services.chase_due` call (limit = the due set, so it takes
    every due item) with a FrozenClock at now, on a fresh copy of the file, nine times;
    the median, and the fastest (as `timeit` reports: the code's own time, the least of
-   the machine's noise). Beside it the due-now selection alone (`storage.chasing.due_assignments`).
+   the machine's noise). Beside it the sweep's due-now query alone
+   (`storage.chasing.DUE_FOR_CHASING_SQL`).
 2. The weekly report of the last full week, as the bot sends it: `build_report` (with the
    week before for comparison), the text, the chart PNG and the XLSX; median of three.
 3. Resident memory of the running bot (the real Application, polling the Bot API
@@ -55,6 +56,7 @@ from bench.core import (
     contract_rows,
     database_bytes,
     describe_fill,
+    due_now,
     label_of,
     print_table,
     remove_database,
@@ -65,7 +67,6 @@ from bot.clock import FrozenClock
 from bot.config import EXAMPLE_POLICY, load_policy
 from bot.domain.policy import Policy
 from bot.i18n import translator
-from storage.chasing import due_assignments
 from storage.db import Database, to_db
 from storage.directory import unit_names
 
@@ -134,18 +135,18 @@ DUE_SQL = "SELECT count(*) FROM assignments WHERE next_check_at IS NOT NULL AND 
 
 
 async def bench_selection(path: Path, now: datetime) -> dict[str, Any]:
-    """due_assignments on the unmodified file: the first call on a new connection, then
+    """The due-now query on the unmodified file: the first call on a new connection, then
     warm calls."""
     db = Database(path)
     await db.connect()
     try:
         began = time.perf_counter()
-        rows = await due_assignments(db, now, DUE)
+        rows = await due_now(db, now, DUE)
         first = (time.perf_counter() - began) * 1000
         warm = []
         for _ in range(SELECT_RUNS):
             began = time.perf_counter()
-            await due_assignments(db, now, DUE)
+            await due_now(db, now, DUE)
             warm.append((time.perf_counter() - began) * 1000)
         return {
             "rows": len(rows),
@@ -406,7 +407,7 @@ async def run(args: argparse.Namespace, work: Path) -> tuple[list[Figure], dict[
         sel = await bench_selection(paths[label], now)
         data["selection"][label] = sel
         say(f"  {label}: {sel['open_cases']:,} open cases, due set {sel['due_set']:,}; "
-            f"due_assignments: first call {sel['first_ms']:.2f} ms, warm median "
+            f"due-now query: first call {sel['first_ms']:.2f} ms, warm median "
             f"{sel['warm_median_ms']:.2f} ms ({sel['rows']:,} rows)")
         data["sweep"][label] = await bench_sweep(paths[label], work, policy, now,
                                                   args.fsync_diagnostic)

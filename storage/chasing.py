@@ -19,22 +19,14 @@ from bot.domain.case import AssignmentRole, AssignmentState, CaseState, Event
 from bot.domain.chasing import ChasedAssignment, ChasedCase
 from bot.domain.notifications import OutboxMessage
 from bot.domain.policy import Track
-from storage.db import Database, Reader, UnitOfWork, from_db, to_db, to_json
+from storage.db import Reader, UnitOfWork, to_db, to_json
 from storage.outbox import enqueue_rows
 
 logger = logging.getLogger(__name__)
 
-DUE_NOW_SQL = """
-SELECT a.id, a.case_id, c.number, a.unit_code, a.next_check_at
-FROM assignments a INDEXED BY assignments_due
-JOIN cases c ON c.id = a.case_id
-WHERE a.next_check_at IS NOT NULL AND a.next_check_at <= ?
-ORDER BY a.next_check_at
-LIMIT ?
-"""
-
-# The same selection with what planning needs, and nothing else: the assignment's
-# columns in `ChasedAssignment`'s order, then its case's.
+# The due assignments (oldest check first, through the partial index: never a scan) with
+# what planning needs and nothing else: the assignment's columns in `ChasedAssignment`'s
+# order, then its case's.
 DUE_FOR_CHASING_SQL = """
 SELECT a.id, a.unit_code, a.role, a.round, a.state, a.assigned_at,
        a.sign_due, a.reply_due, a.resolve_due, a.signed_at, a.replied_at, a.resolved_at,
@@ -52,26 +44,6 @@ _TRACKS = {track.value: track for track in Track}
 # A dict lookup is several times cheaper than calling the enum, row after row.
 _ROLES = {role.value: role for role in AssignmentRole}
 _STATES = {state.value: state for state in AssignmentState}
-
-
-@dataclass(frozen=True)
-class DueAssignment:
-    """An assignment whose next chase check has come."""
-
-    assignment_id: int
-    case_id: int
-    number: str
-    unit_code: str
-    check_at: datetime
-
-
-async def due_assignments(db: Database, now: datetime, limit: int = 1000) -> list[DueAssignment]:
-    """Assignments whose next check is due, oldest first (at most `limit`)."""
-    rows = await db.fetch_all(DUE_NOW_SQL, (to_db(now), limit))
-    return [
-        DueAssignment(r[0], r[1], r[2], r[3], from_db(r[4]))  # type: ignore[arg-type]
-        for r in rows
-    ]
 
 
 async def due_for_chasing(
